@@ -1,0 +1,1 @@
+"""Shared core: plan model and validation, settings, errors, the model gateway."""

@@ -1,0 +1,94 @@
+"""The model gateway: route a tier to a model, and send a request to the configured provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from core.errors import ConfigurationError
+from core.pricing import Usage
+from core.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model serves a call, and how."""
+
+    tier: str
+    model: str
+    temperature: float
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A forced tool: the model must answer by calling it with input matching `schema`."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    system: str
+    prompt: str
+    tool: Tool
+    images: tuple[bytes, ...] = ()  # PNG screenshots for the vision tier
+    cache_system: bool = False  # mark the fixed system prompt for prompt caching
+    label: str = ""  # who is asking (planner, a subtask id): shown in errors
+
+
+class Reply(BaseModel):
+    """What came back: the tool input, the model that produced it, and what it cost."""
+
+    data: dict[str, Any]
+    model: str
+    usage: Usage
+
+
+class Provider(Protocol):
+    name: str
+
+    def complete(self, spec: ModelSpec, request: ModelRequest) -> Reply: ...
+
+
+def route(tier: str, temperature: float | None = None, settings: Settings | None = None) -> ModelSpec:
+    """The model, temperature and token cap a tier is served with."""
+    settings = settings or get_settings()
+    try:
+        spec = settings.tiers[tier]
+    except KeyError:
+        raise ConfigurationError(f"unknown tier {tier!r}") from None
+    return ModelSpec(
+        tier=tier,
+        model=spec.model,
+        temperature=spec.temperature if temperature is None else temperature,
+        max_tokens=spec.max_tokens,
+    )
+
+
+_providers: dict[tuple[str, int], Provider] = {}
+
+
+def get_provider(settings: Settings | None = None) -> Provider:
+    """The provider the settings choose; one instance (one HTTP pool) per process."""
+    settings = settings or get_settings()
+    key = (settings.resolved_provider, id(settings))
+    if key not in _providers:
+        if key[0] == "anthropic":
+            from core.anthropic_provider import AnthropicProvider
+
+            _providers[key] = AnthropicProvider(settings)
+        else:
+            from core.simulated_provider import SimulatedProvider
+
+            _providers[key] = SimulatedProvider(settings)
+    return _providers[key]
+
+
+def complete(tier: str, request: ModelRequest, temperature: float | None = None) -> Reply:
+    """Send `request` to whatever model serves `tier`."""
+    return get_provider().complete(route(tier, temperature), request)

@@ -1,0 +1,117 @@
+"""Every setting of Mission Control, read once from `MISSION_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+from core.plan import PlanLimits
+
+
+class TierSpec(BaseModel):
+    """How one tier is served: which model, how hot, how long, how many at once."""
+
+    model: str
+    temperature: float = Field(ge=0.0, le=1.0)
+    max_tokens: int = Field(gt=0, le=64_000)
+    concurrency: int | None = Field(default=None, gt=0)
+
+
+DEFAULT_TIERS: dict[str, TierSpec] = {
+    "vision": TierSpec(model="claude-sonnet-5-5", temperature=0.2, max_tokens=2048),
+    "fast": TierSpec(model="claude-haiku-5-5", temperature=0.3, max_tokens=1024),
+    "structured": TierSpec(model="claude-sonnet-5-5", temperature=0.0, max_tokens=2048),
+    "deep": TierSpec(model="claude-opus-5-5", temperature=0.5, max_tokens=4096),
+    "writer": TierSpec(model="claude-sonnet-5-5", temperature=0.2, max_tokens=4096),
+}
+
+
+def parse_pairs(text: str, what: str) -> dict[str, int]:
+    """Parse `vision=600,fast=100` into {"vision": 600, "fast": 100}."""
+    pairs: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise ValueError(f"{what}: expected name=number pairs, got {part!r}")
+        pairs[name.strip()] = int(value)
+    return pairs
+
+
+class Settings(BaseSettings):
+    """Mission Control settings. Every field is documented in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="MISSION_", extra="ignore")
+
+    provider: Literal["anthropic", "simulated"] | None = None
+    simulated_latency_ms: str = "default=200"
+    tiers: dict[str, TierSpec] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    tier_limits: str = ""
+    planner_tier: str = "deep"
+    join_tier: str = "deep"
+
+    max_goal_chars: int = Field(default=4000, gt=0)
+    max_subtasks: int = Field(default=60, gt=0)
+    max_depth: int = Field(default=12, gt=0)
+    max_instruction_chars: int = Field(default=4000, gt=0)
+
+    model_timeout_s: float = Field(default=120.0, gt=0)
+    subtask_retries: int = Field(default=1, ge=0, le=5)
+    sdk_max_retries: int = Field(default=2, ge=0, le=10)
+
+    home: Path = Path.home() / ".mission"
+    prefect_api_url: str | None = None
+    prefect_port: int = Field(default=4200, gt=0, lt=65536)
+
+    @field_validator("simulated_latency_ms", "tier_limits")
+    @classmethod
+    def _pairs_parse(cls, value: str) -> str:
+        parse_pairs(value, "setting")
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_are_known(self) -> Settings:
+        for name in (self.planner_tier, self.join_tier, *self.limits):
+            if name not in self.tiers:
+                raise ValueError(f"unknown tier {name!r}; known tiers: {', '.join(self.tiers)}")
+        return self
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Per-tier concurrency: `MISSION_TIER_LIMITS` wins over the tiers' own field."""
+        limits = {n: t.concurrency for n, t in self.tiers.items() if t.concurrency}
+        limits.update(parse_pairs(self.tier_limits, "MISSION_TIER_LIMITS"))
+        return limits
+
+    @property
+    def latency_ms(self) -> dict[str, int]:
+        return parse_pairs(self.simulated_latency_ms, "MISSION_SIMULATED_LATENCY_MS")
+
+    def plan_limits(self) -> PlanLimits:
+        return PlanLimits(
+            tiers=frozenset(self.tiers),
+            max_subtasks=self.max_subtasks,
+            max_depth=self.max_depth,
+            max_instruction_chars=self.max_instruction_chars,
+            max_goal_chars=self.max_goal_chars,
+        )
+
+    @property
+    def resolved_provider(self) -> Literal["anthropic", "simulated"]:
+        """Anthropic when a key is set; simulated (and labelled so) otherwise."""
+        if self.provider is not None:
+            return self.provider
+        return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "simulated"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid MISSION_* setting: {exc}") from exc

@@ -1,0 +1,79 @@
+"""The compound-goal flow: plan (or take a plan) -> compile -> execute -> join."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import allow_failure, flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from core.plan import Plan, check_goal, validate_plan
+from core.settings import get_settings
+from flows.compile import compile_plan
+from tasks import records
+from tasks.join import join_results
+from tasks.planner import plan_goal
+from tasks.tier_gate import ensure_tier_limits, tier_tags_without_leases
+
+FLOW_NAME = "compound-goal"
+# Every subtask holds a worker thread while it waits for its dependencies; threads are made
+# on demand, so this is only the ceiling (settings cap a plan far below it).
+MAX_THREADS = 256
+
+
+def _run_name() -> str:
+    goal = " ".join(str(flow_run.parameters.get("goal") or "goal").split())
+    return goal if len(goal) <= 60 else goal[:57] + "..."
+
+
+def plan_table(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "title": s.title,
+            "kind": s.kind,
+            "tier": s.tier,
+            "temperature": s.temperature,
+            "depends_on": ", ".join(s.depends_on),
+            "url": s.url or "",
+        }
+        for s in plan.subtasks
+    ]
+
+
+@flow(
+    name=FLOW_NAME,
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
+    log_prints=False,
+)
+def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:
+    """Plan the goal (unless a plan is given), run every subtask as its inputs are ready, join."""
+    settings = get_settings()
+    if plan is not None:
+        the_plan = validate_plan({"goal": goal, **plan}, settings.plan_limits())
+    else:
+        the_plan = plan_goal(check_goal(goal, settings.max_goal_chars))
+    create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
+    ensure_tier_limits(settings.limits)
+
+    with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
+        futures = compile_plan(the_plan, settings)
+        joined = join_results.submit(the_plan, {k: allow_failure(f) for k, f in futures.items()})
+        answer = joined.result()
+    create_markdown_artifact(answer, key="goal-result", description=the_plan.goal)
+    records.flush()
+
+    failed = [k for k, f in futures.items() if not f.state.is_completed()]
+    skipped = [k for k, f in futures.items() if f.state.name == "Skipped"]
+    if failed or skipped:
+        return Failed(
+            message=f"{len(failed)} subtask(s) failed ({', '.join(failed) or '-'}), "
+            f"{len(skipped)} skipped ({', '.join(skipped) or '-'}); "
+            "the result answers from the rest",
+            data=answer,
+        )
+    return Completed(message=f"{len(futures)} subtasks completed", data=answer)

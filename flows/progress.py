@@ -1,0 +1,208 @@
+"""Read a goal run's progress document from the Prefect API, and watch it change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import Artifact, TaskRun
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventAnyResourceFilter, EventFilter
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_UI_URL
+
+from core.errors import InvalidInput
+from core.pricing import Usage
+from core.progress import (
+    STATE_BUCKETS,
+    Counts,
+    Learned,
+    ProgressDocument,
+    SubtaskProgress,
+    UsageReport,
+)
+from core.settings import Settings, get_settings
+from flows.compile import SUBTASK_RUN_NAME
+from tasks.records import RECORD_PREFIX
+
+PAGE = 200  # the Prefect server caps a page at 200 rows
+
+
+class UnknownGoalRun(InvalidInput):
+    """No goal run has this id."""
+
+
+def prefect_run_url(flow_run_id: UUID | str) -> str:
+    base = PREFECT_UI_URL.value() or ""
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+async def _all(client: PrefectClient, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a Prefect filter endpoint, page by page.
+
+    Bodies are sent whole: the client's typed helpers send null filters that this server
+    version rejects or reads differently.
+    """
+    rows: list[dict[str, Any]] = []
+    while True:
+        response = await client.request("POST", path, json={**body, "limit": PAGE, "offset": len(rows)})  # type: ignore[arg-type]
+        response.raise_for_status()
+        page = response.json()
+        rows.extend(page)
+        if len(page) < PAGE:
+            return rows
+
+
+async def _task_runs(client: PrefectClient, flow_run_id: UUID) -> list[TaskRun]:
+    body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return [TaskRun.model_validate(r) for r in await _all(client, "/task_runs/filter", body)]
+
+
+async def _artifacts(client: PrefectClient, flow_run_id: UUID) -> list[Artifact]:
+    body = {"artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "sort": "CREATED_DESC"}
+    return [Artifact.model_validate(r) for r in await _all(client, "/artifacts/filter", body)]
+
+
+def _table(data: Any) -> list[dict[str, Any]]:
+    rows = json.loads(data) if isinstance(data, str) else data
+    return rows if isinstance(rows, list) else []
+
+
+async def read_progress(
+    client: PrefectClient, flow_run_id: UUID | str, settings: Settings | None = None
+) -> ProgressDocument:
+    """The progress document of one goal run, built only from what Prefect holds."""
+    settings = settings or get_settings()
+    try:
+        run_id = UUID(str(flow_run_id))
+    except ValueError:
+        raise UnknownGoalRun(f"{flow_run_id!r} is not a goal run id (a UUID)") from None
+    try:
+        flow_run = await client.read_flow_run(run_id)
+    except ObjectNotFound:
+        raise UnknownGoalRun(f"no goal run has id {run_id}") from None
+    task_runs, artifacts = await asyncio.gather(
+        _task_runs(client, run_id), _artifacts(client, run_id)
+    )
+
+    plan_rows: list[dict[str, Any]] = []
+    result: str | None = None
+    records: list[dict[str, Any]] = []
+    for artifact in reversed(artifacts):  # oldest first
+        if artifact.key == "goal-plan":
+            plan_rows = _table(artifact.data)
+        elif artifact.key == "goal-result":
+            result = str(artifact.data)
+        elif (artifact.description or "").startswith(RECORD_PREFIX):
+            records.extend(_table(artifact.data))
+
+    latest: dict[str, TaskRun] = {}
+    for tr in task_runs:
+        match = SUBTASK_RUN_NAME.match(tr.name)
+        if match:
+            latest[match.group(1)] = tr  # runs come oldest first; a retry's run wins
+
+    by_step: dict[str, dict[str, Any]] = {}
+    learned: list[Learned] = []
+    total = Usage()
+    by_tier: dict[str, Usage] = {}
+    for row in records:
+        by_step[row["step"]] = row
+        call = Usage(
+            input_tokens=row.get("input_tokens", 0),
+            output_tokens=row.get("output_tokens", 0),
+            cost_usd=row.get("cost_usd", 0.0),
+        )
+        total = total + call
+        tier = row.get("tier") or "unknown"
+        by_tier[tier] = by_tier.get(tier, Usage()) + call
+        if row.get("status") == "ok" and row.get("learned") and row["step"] != "planner":
+            learned.append(
+                Learned(subtask=row["step"], text=row["learned"], at=datetime.fromisoformat(row["at"]))
+            )
+    learned.sort(key=lambda item: item.at)
+
+    subtasks: list[SubtaskProgress] = []
+    counts = Counts()
+    for p in plan_rows:
+        tr = latest.get(p["id"])
+        state = tr.state.name if tr is not None and tr.state is not None else "Pending"
+        row = by_step.get(p["id"], {})
+        error = None
+        if tr is not None and tr.state is not None and STATE_BUCKETS.get(state) in ("failed", "skipped"):
+            error = tr.state.message or row.get("error")
+        subtasks.append(
+            SubtaskProgress(
+                id=p["id"],
+                title=p["title"],
+                kind=p["kind"],
+                tier=p["tier"],
+                model=row.get("model") or _model_of(p["tier"], settings),
+                state=state,
+                depends_on=[d.strip() for d in (p.get("depends_on") or "").split(",") if d.strip()],
+                started_at=tr.start_time if tr is not None else None,
+                ended_at=tr.end_time if tr is not None else None,
+                learned=row.get("learned") if row.get("status") == "ok" else None,
+                error=error,
+            )
+        )
+        bucket = STATE_BUCKETS.get(state, "pending")
+        setattr(counts, bucket, getattr(counts, bucket) + 1)
+    counts.total = len(subtasks)
+
+    providers = {row.get("provider") for row in records if row.get("provider")}
+    state = flow_run.state
+    return ProgressDocument(
+        id=str(run_id),
+        goal=str(flow_run.parameters.get("goal", "")),
+        state=state.name if state is not None else "Pending",
+        message=state.message if state is not None else None,
+        created_at=flow_run.created,
+        updated_at=flow_run.updated,
+        prefect_url=prefect_run_url(run_id),
+        provider=providers.pop() if len(providers) == 1 else settings.resolved_provider,
+        subtasks=subtasks,
+        counts=counts,
+        learned=learned,
+        result=result,
+        usage=UsageReport(**total.model_dump(), by_tier=by_tier),
+    )
+
+
+def _model_of(tier: str, settings: Settings) -> str | None:
+    spec = settings.tiers.get(tier)
+    return spec.model if spec is not None else None
+
+
+async def watch_progress(
+    client: PrefectClient, flow_run_id: UUID, settle_s: float = 0.05
+) -> AsyncIterator[ProgressDocument]:
+    """Yield the progress document now and again each time Prefect emits an event about the
+    goal run or one of its subtasks; ends after a terminal document.
+
+    Changes are pushed by Prefect's event stream; there is no polling loop. `settle_s` lets a
+    burst of events (a subtask ending, its record arriving) become one document.
+    """
+    doc = await read_progress(client, flow_run_id)
+    yield doc
+    if doc.finished:
+        return
+    event_filter = EventFilter(
+        any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"])
+    )
+    async with get_events_subscriber(filter=event_filter) as subscriber:
+        doc = await read_progress(client, flow_run_id)  # catch what happened while subscribing
+        yield doc
+        if doc.finished:
+            return
+        async for _event in subscriber:
+            await asyncio.sleep(settle_s)
+            doc = await read_progress(client, flow_run_id)
+            yield doc
+            if doc.finished:
+                return

@@ -1,0 +1,155 @@
+"""What each model call of a goal run produced and cost, written to Prefect as artifacts.
+
+Writes go through one background thread so a slow server never sits on a subtask's critical
+path; `flush()` waits for them (the flow calls it before it returns).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from pydantic import BaseModel, ValidationError
+from prefect.client.schemas.actions import ArtifactCreate
+from prefect.context import TaskRunContext
+
+from core.errors import ModelError, ProviderError
+from core.gateway import ModelRequest, Reply, get_provider, route
+from core.pricing import Usage
+
+log = logging.getLogger(__name__)
+RECORD_PREFIX = "mission record: "
+
+
+def attempt_row(
+    step: str,
+    tier: str,
+    status: str,
+    model: str | None,
+    usage: Usage | None,
+    learned: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One row per model call attempt (planner, subtask or join), failed ones included."""
+    u = usage or Usage()
+    return {
+        "step": step,
+        "provider": get_provider().name,
+        "tier": tier,
+        "status": status,
+        "model": model,
+        "learned": learned,
+        "error": error,
+        "input_tokens": u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": u.cost_usd,
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self._queue: queue.Queue[ArtifactCreate | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, artifact: ArtifactCreate) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mission-records", daemon=True)
+                self._thread.start()
+        self._queue.put(artifact)
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def _run(self) -> None:
+        with get_client(sync_client=True) as client:
+            while True:
+                artifact = self._queue.get()
+                try:
+                    if artifact is not None:
+                        client.create_artifact(artifact)
+                except Exception:  # a lost record must not fail the goal; say so in the log
+                    log.exception("could not write a progress record to Prefect")
+                finally:
+                    self._queue.task_done()
+
+
+_writer = _Writer()
+
+
+def record_attempt(
+    step: str,
+    tier: str,
+    status: str,
+    model: str | None,
+    usage: Usage | None,
+    learned: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Record one model call attempt of the current task run (nothing outside a run)."""
+    ctx = TaskRunContext.get()
+    if ctx is not None:
+        row = attempt_row(step, tier, status, model, usage, learned, error)
+        record(ctx.task_run.flow_run_id, ctx.task_run.id, row)
+
+
+def record(flow_run_id: UUID | None, task_run_id: UUID | None, row: dict[str, Any]) -> None:
+    """Queue one attempt row as a one-row table artifact of the goal run."""
+    _writer.put(
+        ArtifactCreate(
+            type="table",
+            data=json.dumps([row]),
+            description=f"{RECORD_PREFIX}{row['step']} ({row['status']})",
+            flow_run_id=flow_run_id,
+            task_run_id=task_run_id,
+        )
+    )
+
+
+def flush() -> None:
+    """Wait until every queued record has reached Prefect."""
+    _writer.flush()
+
+
+def complete_recorded(
+    step: str,
+    tier: str,
+    request: ModelRequest,
+    temperature: float | None = None,
+    shape: type[BaseModel] | None = None,
+) -> Reply:
+    """Call the model serving `tier` and record the attempt, a rejected reply's cost included.
+
+    With `shape`, the tool input must validate against it or the reply counts as rejected.
+    """
+    spec = route(tier, temperature)
+    try:
+        reply = get_provider().complete(spec, request)
+        if shape is not None:
+            try:
+                shape.model_validate(reply.data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "input"
+                raise ModelError(
+                    f"{step}: {reply.model} answered in the wrong shape ({where}: {first['msg']})",
+                    reply.usage.model_dump(),
+                ) from None
+    except ModelError as exc:
+        usage = Usage.model_validate(exc.usage) if exc.usage else None
+        record_attempt(step, tier, "rejected", spec.model, usage, error=exc.message)
+        raise
+    except ProviderError as exc:
+        record_attempt(step, tier, "error", spec.model, None, error=exc.message)
+        raise
+    learned = reply.data.get("learned") if isinstance(reply.data.get("learned"), str) else None
+    record_attempt(step, tier, "ok", reply.model, reply.usage, learned=learned)
+    return reply

@@ -1,0 +1,85 @@
+"""Test wiring: a fake Anthropic server and a real Prefect server, both on loopback.
+
+Environment is set here, at import, because Prefect reads its settings when first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.anthropic_server import FakeAnthropic
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_HOME = Path(tempfile.mkdtemp(prefix="mission-tests-"))
+_PREFECT_PORT = _free_port()
+_FAKE = FakeAnthropic().start()
+
+os.environ.update(
+    MISSION_HOME=str(_HOME),
+    MISSION_PROVIDER="anthropic",
+    MISSION_PREFECT_PORT=str(_PREFECT_PORT),
+    ANTHROPIC_API_KEY="test-key-not-real",
+    ANTHROPIC_BASE_URL=_FAKE.url,
+    PREFECT_HOME=str(_HOME / "prefect"),
+    PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
+    PREFECT_UI_URL=f"http://127.0.0.1:{_PREFECT_PORT}",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_LOGGING_LEVEL="WARNING",
+)
+for name in list(os.environ):
+    if name.startswith("MISSION_") and name not in {"MISSION_HOME", "MISSION_PROVIDER", "MISSION_PREFECT_PORT"}:
+        del os.environ[name]
+
+
+def reset_settings() -> None:
+    """Drop cached settings and providers so the next call sees the current environment."""
+    from core import gateway
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    gateway._providers.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every model call in tests goes to the fake server on loopback, never to a real API."""
+    assert os.environ["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
+    reset_settings()
+    yield
+    reset_settings()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    _FAKE.reset()
+    yield _FAKE
+    _FAKE.reset()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real Prefect server (SQLite) for the whole session."""
+    from core.local_server import PrefectServer
+
+    server = PrefectServer(home=_HOME, port=_PREFECT_PORT).start()
+    yield server.api_url
+    server.stop()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set MISSION_* variables for one test; settings are re-read on the next call."""
+    yield monkeypatch
+    reset_settings()
