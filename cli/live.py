@@ -33,9 +33,14 @@ def _duration(doc_start: datetime | None, end: datetime | None) -> str:
 
 
 def render(doc: ProgressDocument) -> RenderableType:
-    badge = Text(" SIMULATED ", style="bold black on yellow") if doc.provider == "simulated" else Text("")
+    badge = (
+        Text(" SIMULATED ", style="bold black on yellow")
+        if doc.provider == "simulated"
+        else Text("")
+    )
     state = Text(doc.state, style=STATE_STYLE.get(doc.state, "cyan"))
     c = doc.counts
+    tokens = doc.usage.input_tokens + doc.usage.output_tokens
     header = Text.assemble(
         badge,
         " " if doc.provider == "simulated" else "",
@@ -47,7 +52,7 @@ def render(doc: ProgressDocument) -> RenderableType:
         (f", {c.running} running" if c.running else "", "yellow"),
         (f", {c.failed} failed" if c.failed else "", "red"),
         (f", {c.skipped} skipped" if c.skipped else "", "magenta"),
-        (f"  ${doc.usage.cost_usd:.4f}, {doc.usage.input_tokens + doc.usage.output_tokens} tokens", "dim"),
+        (f"  ${doc.usage.cost_usd:.4f}, {tokens} tokens", "dim"),
     )
     table = Table(expand=True, show_edge=False, pad_edge=False)
     table.add_column("subtask", no_wrap=True)

@@ -1,8 +1,13 @@
 """The Anthropic adapter: the only module that imports `anthropic`.
 
 `ANTHROPIC_BASE_URL` (read by the SDK itself) points the same code at any Anthropic-compatible
-endpoint. The SDK retries 408/409/429/5xx and connection errors `sdk_max_retries` times,
-honouring `retry-after`; whatever still fails is turned into a ProviderError here and nowhere
+endpoint. The installed SDK has no `temperature` argument (Anthropic's current Messages API
+dropped it), so a tier's or subtask's temperature is sent as an extra body field only where
+`MISSION_SEND_TEMPERATURE` says so: by default, to endpoints other than Anthropic's own
+(Ollama, vLLM and gateways still honour it).
+
+The SDK retries 408/409/429/5xx and connection errors `sdk_max_retries` times, honouring
+`retry-after`; whatever still fails is turned into a ProviderError here and nowhere
 else, marked transient when another attempt later may succeed.
 """
 
@@ -23,6 +28,7 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, settings: Settings) -> None:
+        self._send_temperature = settings.sends_temperature
         try:
             self._client = anthropic.Anthropic(
                 max_retries=settings.sdk_max_retries, timeout=settings.model_timeout_s
@@ -47,22 +53,24 @@ class AnthropicProvider:
         ]
         content.append({"type": "text", "text": request.prompt})
         who = f"{request.label}: " if request.label else ""
+        params: dict[str, Any] = {
+            "model": spec.model,
+            "max_tokens": spec.max_tokens,
+            "system": system,
+            "messages": [{"role": "user", "content": content}],
+            "tools": [
+                {
+                    "name": request.tool.name,
+                    "description": request.tool.description,
+                    "input_schema": request.tool.schema,
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": request.tool.name},
+        }
+        if self._send_temperature:
+            params["extra_body"] = {"temperature": spec.temperature}
         try:
-            message = self._client.messages.create(
-                model=spec.model,
-                max_tokens=spec.max_tokens,
-                temperature=spec.temperature,
-                system=system,  # type: ignore[arg-type]
-                messages=[{"role": "user", "content": content}],  # type: ignore[typeddict-item]
-                tools=[
-                    {
-                        "name": request.tool.name,
-                        "description": request.tool.description,
-                        "input_schema": request.tool.schema,
-                    }
-                ],
-                tool_choice={"type": "tool", "name": request.tool.name},
-            )
+            message = self._client.messages.create(**params)
         except (anthropic.RateLimitError, anthropic.InternalServerError) as exc:
             raise ProviderError(f"{who}{spec.model} answered {exc.status_code}", True) from None
         except anthropic.APITimeoutError:

@@ -55,7 +55,9 @@ class Provider(Protocol):
     def complete(self, spec: ModelSpec, request: ModelRequest) -> Reply: ...
 
 
-def route(tier: str, temperature: float | None = None, settings: Settings | None = None) -> ModelSpec:
+def route(
+    tier: str, temperature: float | None = None, settings: Settings | None = None
+) -> ModelSpec:
     """The model, temperature and token cap a tier is served with."""
     settings = settings or get_settings()
     try:

@@ -32,7 +32,6 @@ def server_env(home: Path, database_url: str | None = None) -> dict[str, str]:
         PREFECT_HOME=str(home / "prefect"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
-        
     )
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
@@ -60,8 +59,17 @@ class PrefectServer:
         (self.home / "prefect").mkdir(parents=True, exist_ok=True)
         log = open(self.home / "prefect-server.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start",
-             "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=server_env(self.home, self.database_url),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -105,7 +105,9 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
         raise PlanError(_describe(exc, data)) from None
 
     if len(plan.goal) > limits.max_goal_chars:
-        raise PlanError(f"goal is {len(plan.goal)} characters; the limit is {limits.max_goal_chars}")
+        raise PlanError(
+            f"goal is {len(plan.goal)} characters; the limit is {limits.max_goal_chars}"
+        )
     ids: set[str] = set()
     for s in plan.subtasks:
         where = f"subtask {s.id!r}"
@@ -113,9 +115,13 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
             raise PlanError(f"{where}: duplicate id")
         ids.add(s.id)
         if s.kind not in limits.kinds:
-            raise PlanError(f"{where}: unknown kind {s.kind!r} (known: {', '.join(sorted(limits.kinds))})")
+            raise PlanError(
+                f"{where}: unknown kind {s.kind!r} (known: {', '.join(sorted(limits.kinds))})"
+            )
         if s.tier not in limits.tiers:
-            raise PlanError(f"{where}: unknown tier {s.tier!r} (known: {', '.join(sorted(limits.tiers))})")
+            raise PlanError(
+                f"{where}: unknown tier {s.tier!r} (known: {', '.join(sorted(limits.tiers))})"
+            )
         if not s.instruction.strip():
             raise PlanError(f"{where}: empty instruction")
         if len(s.instruction) > limits.max_instruction_chars:
@@ -127,7 +133,11 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
             raise PlanError(f"{where}: depends on itself")
         if len(set(s.depends_on)) != len(s.depends_on):
             raise PlanError(f"{where}: lists a dependency twice")
-        if s.kind == "browse" and s.url is not None and not s.url.startswith(("http://", "https://")):
+        if (
+            s.kind == "browse"
+            and s.url is not None
+            and not s.url.startswith(("http://", "https://"))
+        ):
             raise PlanError(f"{where}: url must start with http:// or https://")
     for s in plan.subtasks:
         for dep in s.depends_on:

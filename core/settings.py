@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     simulated_latency_ms: str = "default=200"
     tiers: dict[str, TierSpec] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     tier_limits: str = ""
+    send_temperature: Literal["auto", "always", "never"] = "auto"
     planner_tier: str = "deep"
     join_tier: str = "deep"
 
@@ -100,6 +101,14 @@ class Settings(BaseSettings):
             max_instruction_chars=self.max_instruction_chars,
             max_goal_chars=self.max_goal_chars,
         )
+
+    @property
+    def sends_temperature(self) -> bool:
+        """`auto`: only to Anthropic-compatible endpoints, not to api.anthropic.com."""
+        if self.send_temperature != "auto":
+            return self.send_temperature == "always"
+        base = os.environ.get("ANTHROPIC_BASE_URL", "")
+        return bool(base) and "api.anthropic.com" not in base
 
     @property
     def resolved_provider(self) -> Literal["anthropic", "simulated"]:

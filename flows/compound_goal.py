@@ -6,8 +6,9 @@ from typing import Any
 
 from prefect import allow_failure, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.plan import Plan, check_goal, validate_plan
@@ -47,7 +48,7 @@ def plan_table(plan: Plan) -> list[dict[str, Any]]:
 @flow(
     name=FLOW_NAME,
     flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_THREADS),  # type: ignore[arg-type]
     log_prints=False,
 )
 def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:

@@ -6,9 +6,9 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, State
+from prefect.states import Cancelled
 
 from flows.compound_goal import compound_goal
 
@@ -20,7 +20,9 @@ def create_goal_run(goal: str, plan: dict[str, Any] | None = None) -> FlowRun:
 
 
 def execute_goal_run(flow_run: FlowRun) -> State:
-    state = run_flow(compound_goal, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+    state = run_flow(
+        compound_goal, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+    )
     assert isinstance(state, State)
     return state
 

@@ -42,7 +42,7 @@ def prefect_run_url(flow_run_id: UUID | str) -> str:
     return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
-async def _all(client: PrefectClient, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+async def _all(client: PrefectClient, path: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row of a Prefect filter endpoint, page by page.
 
     Bodies are sent whole: the client's typed helpers send null filters that this server
@@ -50,7 +50,9 @@ async def _all(client: PrefectClient, path: str, body: dict[str, Any]) -> list[d
     """
     rows: list[dict[str, Any]] = []
     while True:
-        response = await client.request("POST", path, json={**body, "limit": PAGE, "offset": len(rows)})  # type: ignore[arg-type]
+        response = await client.request(
+            "POST", path, json={**body, "limit": PAGE, "offset": len(rows)}
+        )
         response.raise_for_status()
         page = response.json()
         rows.extend(page)
@@ -123,19 +125,22 @@ async def read_progress(
         by_tier[tier] = by_tier.get(tier, Usage()) + call
         if row.get("status") == "ok" and row.get("learned") and row["step"] != "planner":
             learned.append(
-                Learned(subtask=row["step"], text=row["learned"], at=datetime.fromisoformat(row["at"]))
+                Learned(
+                    subtask=row["step"], text=row["learned"], at=datetime.fromisoformat(row["at"])
+                )
             )
     learned.sort(key=lambda item: item.at)
 
     subtasks: list[SubtaskProgress] = []
     counts = Counts()
     for p in plan_rows:
-        tr = latest.get(p["id"])
-        state = tr.state.name if tr is not None and tr.state is not None else "Pending"
+        run = latest.get(p["id"])
+        run_state = run.state if run is not None else None
+        state = run_state.name if run_state is not None and run_state.name else "Pending"
         row = by_step.get(p["id"], {})
         error = None
-        if tr is not None and tr.state is not None and STATE_BUCKETS.get(state) in ("failed", "skipped"):
-            error = tr.state.message or row.get("error")
+        if run_state is not None and STATE_BUCKETS.get(state) in ("failed", "skipped"):
+            error = run_state.message or row.get("error")
         subtasks.append(
             SubtaskProgress(
                 id=p["id"],
@@ -145,8 +150,8 @@ async def read_progress(
                 model=row.get("model") or _model_of(p["tier"], settings),
                 state=state,
                 depends_on=[d.strip() for d in (p.get("depends_on") or "").split(",") if d.strip()],
-                started_at=tr.start_time if tr is not None else None,
-                ended_at=tr.end_time if tr is not None else None,
+                started_at=run.start_time if run is not None else None,
+                ended_at=run.end_time if run is not None else None,
                 learned=row.get("learned") if row.get("status") == "ok" else None,
                 error=error,
             )
@@ -156,12 +161,12 @@ async def read_progress(
     counts.total = len(subtasks)
 
     providers = {row.get("provider") for row in records if row.get("provider")}
-    state = flow_run.state
+    goal_state = flow_run.state
     return ProgressDocument(
         id=str(run_id),
         goal=str(flow_run.parameters.get("goal", "")),
-        state=state.name if state is not None else "Pending",
-        message=state.message if state is not None else None,
+        state=goal_state.name if goal_state is not None else "Pending",
+        message=goal_state.message if goal_state is not None else None,
         created_at=flow_run.created,
         updated_at=flow_run.updated,
         prefect_url=prefect_run_url(run_id),

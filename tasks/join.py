@@ -38,7 +38,12 @@ def missing_note(plan: Plan, results: dict[str, Any]) -> str:
     )
 
 
-@task(name="join results", task_run_name="join results", retries=1, retry_condition_fn=retry_if_transient)
+@task(
+    name="join results",
+    task_run_name="join results",
+    retries=1,
+    retry_condition_fn=retry_if_transient,
+)
 def join_results(plan: Plan, results: dict[str, Any]) -> str:
     """The final markdown answer; answers from what succeeded and lists what did not."""
     done = {
@@ -58,7 +63,10 @@ def join_results(plan: Plan, results: dict[str, Any]) -> str:
         parts.append(note.strip())
     parts.append("Instruction:\nWrite the final answer to the goal from these results.")
     request = ModelRequest(
-        system=SYSTEM_PROMPT, prompt="\n\n".join(parts), tool=REPORT_TOOL, cache_system=True,
+        system=SYSTEM_PROMPT,
+        prompt="\n\n".join(parts),
+        tool=REPORT_TOOL,
+        cache_system=True,
         label="join",
     )
     reply = complete_recorded("join", get_settings().join_tier, request, shape=Report)

@@ -15,9 +15,9 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from pydantic import BaseModel, ValidationError
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.context import TaskRunContext
+from pydantic import BaseModel, ValidationError
 
 from core.errors import ModelError, ProviderError
 from core.gateway import ModelRequest, Reply, get_provider, route
@@ -62,7 +62,9 @@ class _Writer:
     def put(self, artifact: ArtifactCreate) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="mission-records", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="mission-records", daemon=True
+                )
                 self._thread.start()
         self._queue.put(artifact)
 

@@ -7,8 +7,9 @@ import json
 from typing import Any, Literal
 
 from prefect import task
+from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
-from prefect.states import Completed, State
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from core.errors import MissionError

@@ -92,19 +92,21 @@ class TierGate:
     def _hold_one_slot(self) -> None:
         granted = False
         try:
-            with concurrency(limit_name(self.tier), occupy=1, lease_duration=LEASE_S, strict=True):
-                with self._cond:
-                    granted = True
-                    self._requested -= 1
-                    self._idle += 1
-                    self._cond.notify_all()
-                    while not (
-                        self._idle > 0
-                        and self._waiting == 0
-                        and time.monotonic() - self._freed_at >= LINGER_S
-                    ):
-                        self._cond.wait(timeout=LINGER_S / 4)
-                    self._idle -= 1
+            lease = concurrency(
+                limit_name(self.tier), occupy=1, lease_duration=LEASE_S, strict=True
+            )
+            with lease, self._cond:
+                granted = True
+                self._requested -= 1
+                self._idle += 1
+                self._cond.notify_all()
+                while not (
+                    self._idle > 0
+                    and self._waiting == 0
+                    and time.monotonic() - self._freed_at >= LINGER_S
+                ):
+                    self._cond.wait(timeout=LINGER_S / 4)
+                self._idle -= 1
         except BaseException as exc:  # handed to a waiting subtask, which fails with it
             if granted:  # the slot was used; only giving it back failed, and its lease expires
                 return

@@ -39,7 +39,11 @@ os.environ.update(
     PREFECT_LOGGING_LEVEL="WARNING",
 )
 for name in list(os.environ):
-    if name.startswith("MISSION_") and name not in {"MISSION_HOME", "MISSION_PROVIDER", "MISSION_PREFECT_PORT"}:
+    if name.startswith("MISSION_") and name not in {
+        "MISSION_HOME",
+        "MISSION_PROVIDER",
+        "MISSION_PREFECT_PORT",
+    }:
         del os.environ[name]
 
 

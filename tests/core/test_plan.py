@@ -65,7 +65,9 @@ def test_a_valid_plan_keeps_its_order_and_fields() -> None:
         ([1, 2], "plan must be a JSON object"),
     ],
 )
-def test_invalid_plans_are_refused_with_a_reason_naming_the_subtask(data: Any, expected: str) -> None:
+def test_invalid_plans_are_refused_with_a_reason_naming_the_subtask(
+    data: Any, expected: str
+) -> None:
     assert expected in refusal(data)
 
 
@@ -109,7 +111,9 @@ def reference_accepts(n: int, edges: dict[int, set[int]]) -> bool:
 @st.composite
 def graphs(draw: st.DrawFn) -> tuple[int, dict[int, set[int]]]:
     n = draw(st.integers(min_value=1, max_value=12))
-    edges = {i: draw(st.sets(st.integers(min_value=0, max_value=n - 1), max_size=3)) for i in range(n)}
+    edges = {
+        i: draw(st.sets(st.integers(min_value=0, max_value=n - 1), max_size=3)) for i in range(n)
+    }
     return n, edges
 
 

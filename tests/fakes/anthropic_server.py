@@ -9,6 +9,7 @@ the wire.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -63,7 +64,11 @@ class FakeAnthropic:
             def do_POST(self) -> None:
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # dropped and timed-out connections are what some tests ask for
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -136,9 +141,18 @@ class FakeAnthropic:
                 call.status = -1
                 return
             if rule.status != 200:
-                kind = {429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error"}
-                error = {"type": "error", "error": {"type": kind.get(rule.status, "api_error"), "message": "injected"}}
-                headers = {"retry-after": str(rule.retry_after)} if rule.retry_after is not None else {}
+                kind = {
+                    429: "rate_limit_error",
+                    529: "overloaded_error",
+                    400: "invalid_request_error",
+                }
+                error = {
+                    "type": "error",
+                    "error": {"type": kind.get(rule.status, "api_error"), "message": "injected"},
+                }
+                headers = (
+                    {"retry-after": str(rule.retry_after)} if rule.retry_after is not None else {}
+                )
                 self._send(h, rule.status, error, headers)
                 call.status = rule.status
                 return
@@ -183,7 +197,12 @@ class FakeAnthropic:
         }
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        payload: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         raw = json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("content-type", "application/json")
@@ -191,7 +210,8 @@ class FakeAnthropic:
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
-        h.wfile.write(raw)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+            h.wfile.write(raw)
 
 
 def _subtask_id(body: dict[str, Any]) -> str:
