@@ -65,6 +65,18 @@ def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:
         futures = compile_plan(the_plan, settings)
         joined = join_results.submit(the_plan, {k: allow_failure(f) for k, f in futures.items()})
         answer = joined.result()
+    # Task run states reach the server's database a moment after the flow sees them; this
+    # table makes the finished goal run's document exact the instant the flow returns.
+    outcome = [
+        {
+            "id": k,
+            "state": f.state.name,
+            "message": f.state.message or "",
+            "at": str(f.state.timestamp),
+        }
+        for k, f in futures.items()
+    ]
+    create_table_artifact(outcome, key="goal-outcome", description=the_plan.goal)
     create_markdown_artifact(answer, key="goal-result", description=the_plan.goal)
     records.flush()
 

@@ -93,11 +93,14 @@ async def read_progress(
     )
 
     plan_rows: list[dict[str, Any]] = []
+    outcome: dict[str, dict[str, Any]] = {}
     result: str | None = None
     records: list[dict[str, Any]] = []
     for artifact in reversed(artifacts):  # oldest first
         if artifact.key == "goal-plan":
             plan_rows = _table(artifact.data)
+        elif artifact.key == "goal-outcome":
+            outcome = {row["id"]: row for row in _table(artifact.data)}
         elif artifact.key == "goal-result":
             result = str(artifact.data)
         elif (artifact.description or "").startswith(RECORD_PREFIX):
@@ -137,10 +140,15 @@ async def read_progress(
         run = latest.get(p["id"])
         run_state = run.state if run is not None else None
         state = run_state.name if run_state is not None and run_state.name else "Pending"
+        final = outcome.get(p["id"])
+        message = run_state.message if run_state is not None else None
+        ended_at: datetime | None = run.end_time if run is not None else None
+        if final is not None and state not in TERMINAL_SUBTASK:
+            state, message, ended_at = final["state"], final["message"], _when(final["at"])
         row = by_step.get(p["id"], {})
         error = None
-        if run_state is not None and STATE_BUCKETS.get(state) in ("failed", "skipped"):
-            error = run_state.message or row.get("error")
+        if STATE_BUCKETS.get(state) in ("failed", "skipped"):
+            error = message or row.get("error")
         subtasks.append(
             SubtaskProgress(
                 id=p["id"],
@@ -151,7 +159,7 @@ async def read_progress(
                 state=state,
                 depends_on=[d.strip() for d in (p.get("depends_on") or "").split(",") if d.strip()],
                 started_at=run.start_time if run is not None else None,
-                ended_at=run.end_time if run is not None else None,
+                ended_at=ended_at,
                 learned=row.get("learned") if row.get("status") == "ok" else None,
                 error=error,
             )
@@ -177,6 +185,16 @@ async def read_progress(
         result=result,
         usage=UsageReport(**total.model_dump(), by_tier=by_tier),
     )
+
+
+TERMINAL_SUBTASK = {"Completed", "Cached", "Failed", "Crashed", "Cancelled", "Skipped", "TimedOut"}
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _model_of(tier: str, settings: Settings) -> str | None:
