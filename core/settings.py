@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     simulated_latency_ms: str = "default=200"
     tiers: dict[str, TierSpec] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     tier_limits: str = ""
+    tier_gate: Literal["local", "prefect"] = "local"
     send_temperature: Literal["auto", "always", "never"] = "auto"
     planner_tier: str = "deep"
     join_tier: str = "deep"

@@ -123,8 +123,8 @@ def run_subtask(subtask: Subtask, upstream: dict[str, Any], goal: str) -> Subtas
         cache_system=True,
         label=subtask.id,
     )
-    limited = subtask.tier in settings.limits
-    with tier_slot(subtask.tier, limited):
+    limit = settings.limits.get(subtask.tier)
+    with tier_slot(subtask.tier, limit, settings.tier_gate, settings.home):
         reply = complete_recorded(
             subtask.id, subtask.tier, request, subtask.temperature, shape=Report
         )

@@ -1,40 +1,42 @@
 """Per-tier concurrency and tier tags, without server round trips on a subtask's critical path.
 
-Each tier with a limit has a Prefect global concurrency limit named `tier:<name>` (created or
-updated from settings, idempotently). Prefect's own tag limits make every tagged task ask the
-server for a lease and poll it every ~0.5 s while the limit is full; on the SQLite server
-that puts seconds of orchestration on the critical path. Here a process instead leases slots
-from the same limit only when it needs more than it holds, and hands a slot that a subtask
-releases straight to the next waiting subtask of that tier in the process (first come, first
-served), without a server round trip. A slot nobody here is waiting for goes back to Prefect
-after `LINGER_S`.
+Every limited tier has a Prefect global concurrency limit named `tier:<name>`, created or
+updated from settings at the start of each goal run (idempotent), so the limits in force are
+visible and editable in the Prefect UI. A subtask calls its model only while holding one slot
+of its tier, from one of two gates (`MISSION_TIER_GATE`):
+
+- `local` (default, for the embedded single-machine stack): slot files under
+  `MISSION_HOME/tier-slots/<tier>/`, held with `flock`. Exact across every process on the
+  machine (runner subprocesses, CLI runs); the kernel frees a dead process's slot at once;
+  a freed slot reaches the next waiting subtask of the process without any server call.
+- `prefect` (for the scale-out stack on PostgreSQL): one lease per subtask from the Prefect
+  limit itself (exact across machines). On the SQLite server every lease request stalled
+  about 2 s while subtasks were running (docs/benchmarks.md), which is why it is not the
+  default there.
 
 Tier tags: every subtask task run carries the tag `tier:<name>`, and Prefect's task engine asks
-the server for a tag lease for every tagged task run. Prefect caches a "no limit on these tags"
-answer for 5 s; each miss is a write request that stalled ~2 s on the SQLite server under load
-(see docs/benchmarks.md). `tier_tags_without_leases` checks once per goal run (a read, which
-does not stall) that no tag limit exists for the tier tags, and keeps that answer fresh in
-Prefect's cache while the run executes. If an operator has put a tag limit on a tier tag, the
-answer is not cached and Prefect enforces that limit as usual.
-
-Exact: a subtask calls a model only while holding a slot, and every slot held was granted by
-Prefect, which never grants more than the limit across all processes. Tight: inside a goal
-run, a freed slot reaches the next ready subtask in microseconds.
+the server for a tag lease for every tagged task run, the same stalling request. Prefect
+caches a "no limit on these tags" answer for 5 s; `tier_tags_without_leases` checks once per
+goal run (a read, which does not stall) that no tag limit exists for the tier tags and keeps
+that answer fresh while the run executes. If an operator has put a tag limit on a tier tag,
+nothing is cached and Prefect enforces that limit as usual.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import random
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency import services as prefect_concurrency_services
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
-LINGER_S = 1.0
 LEASE_S = 60.0
 
 
@@ -51,85 +53,59 @@ def ensure_tier_limits(limits: dict[str, int]) -> None:
             client.upsert_global_concurrency_limit_by_name(limit_name(tier), limit)
 
 
-class TierGate:
-    """The slots of one tier's Prefect limit that this process holds."""
+class LocalSlots:
+    """`limit` slot files for one tier; a holder keeps one locked while it calls the model."""
 
-    def __init__(self, tier: str) -> None:
-        self.tier = tier
-        self._cond = threading.Condition()
-        self._idle = 0  # slots held from Prefect and not in use
-        self._waiting = 0  # subtasks here waiting for a slot
-        self._requested = 0  # leases asked of Prefect and not yet granted
-        self._freed_at = 0.0
-        self._error: BaseException | None = None
+    def __init__(self, directory: Path, limit: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._paths = [directory / f"{i}.slot" for i in range(limit)]
+        # Subtasks of this process queue here first, so one that gets past always finds a
+        # free file unless another process holds it.
+        self._local = threading.BoundedSemaphore(limit)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
+        with self._local:
+            fd = self._take()
             try:
-                while self._idle == 0:
-                    if self._error is not None:
-                        error, self._error = self._error, None
-                        raise error
-                    if self._requested < self._waiting:
-                        self._requested += 1
-                        threading.Thread(
-                            target=self._hold_one_slot, name=f"lease-{self.tier}", daemon=True
-                        ).start()
-                    self._cond.wait()
-                self._idle -= 1
+                yield
             finally:
-                self._waiting -= 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._idle += 1
-                self._freed_at = time.monotonic()
-                self._cond.notify_all()
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
-    def _hold_one_slot(self) -> None:
-        granted = False
-        try:
-            lease = concurrency(
-                limit_name(self.tier), occupy=1, lease_duration=LEASE_S, strict=True
-            )
-            with lease, self._cond:
-                granted = True
-                self._requested -= 1
-                self._idle += 1
-                self._cond.notify_all()
-                while not (
-                    self._idle > 0
-                    and self._waiting == 0
-                    and time.monotonic() - self._freed_at >= LINGER_S
-                ):
-                    self._cond.wait(timeout=LINGER_S / 4)
-                self._idle -= 1
-        except BaseException as exc:  # handed to a waiting subtask, which fails with it
-            if granted:  # the slot was used; only giving it back failed, and its lease expires
-                return
-            with self._cond:
-                self._requested -= 1
-                self._error = exc
-                self._cond.notify_all()
+    def _take(self) -> int:
+        start = random.randrange(len(self._paths))
+        for path in self._paths[start:] + self._paths[:start]:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                os.close(fd)
+        # Every slot is held by other processes: wait for one of them.
+        fd = os.open(self._paths[start], os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
 
 
-_gates: dict[str, TierGate] = {}
-_gates_lock = threading.Lock()
+_local_slots: dict[tuple[Path, int], LocalSlots] = {}
+_local_lock = threading.Lock()
 
 
 @contextmanager
-def tier_slot(tier: str, limited: bool) -> Iterator[None]:
+def tier_slot(tier: str, limit: int | None, gate: str, home: Path) -> Iterator[None]:
     """Hold one slot of `tier` for the duration of the block (no-op for unlimited tiers)."""
-    if not limited:
+    if limit is None:
         yield
-        return
-    with _gates_lock:
-        gate = _gates.setdefault(tier, TierGate(tier))
-    with gate.slot():
-        yield
+    elif gate == "prefect":
+        with concurrency(limit_name(tier), occupy=1, lease_duration=LEASE_S, strict=True):
+            yield
+    else:
+        key = (home / "tier-slots" / tier, limit)
+        with _local_lock:
+            slots = _local_slots.get(key) or _local_slots.setdefault(key, LocalSlots(*key))
+        with slots.slot():
+            yield
 
 
 @contextmanager

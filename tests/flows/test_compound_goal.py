@@ -95,10 +95,12 @@ def test_dependency_outputs_reach_the_dependent_as_context(fake_anthropic: FakeA
     assert doc.result == "output of join"
 
 
+@pytest.mark.parametrize("gate", ["local", "prefect"])
 def test_peak_in_flight_per_tier_never_exceeds_its_limit(
-    fake_anthropic: FakeAnthropic, settings_env: pytest.MonkeyPatch
+    fake_anthropic: FakeAnthropic, settings_env: pytest.MonkeyPatch, gate: str
 ) -> None:
     settings_env.setenv("MISSION_TIER_LIMITS", "fast=2")
+    settings_env.setenv("MISSION_TIER_GATE", gate)
     fake_anthropic.latency = 0.2
     state, _ = run(*[st(f"p{i}") for i in range(6)], st("last", *[f"p{i}" for i in range(6)]))
     assert state.is_completed(), state.message

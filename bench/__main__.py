@@ -1,0 +1,227 @@
+"""Benchmark suite: `python -m bench` runs every benchmark and rewrites docs/benchmarks.md.
+
+Benchmark 1 (makespan): a 50-subtask DAG with mixed per-tier latencies, run through the whole
+default stack (a real Prefect server on SQLite, the compound-goal flow, the simulated
+provider), side by side in one run with a seed-style waves executor, an ideal
+dependency-driven asyncio executor and the bounds, without and with tier limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY_MS = {"vision": 1000, "fast": 200, "structured": 400, "deep": 800, "writer": 600}
+LIMITS = {"vision": 3, "fast": 4, "structured": 2, "deep": 2, "writer": 1}
+SUBTASKS, SEED = 50, 7
+
+
+def _median(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]]:
+    samples = [fn() for _ in range(repeats)]
+    return statistics.median(samples), samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per executor (median kept)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="mission-bench-"))
+    os.environ.update(
+        MISSION_HOME=str(home),
+        MISSION_PROVIDER="simulated",
+        MISSION_SIMULATED_LATENCY_MS=",".join(f"{k}={v}" for k, v in LATENCY_MS.items()),
+        MISSION_MAX_SUBTASKS="60",
+        PREFECT_LOGGING_LEVEL="ERROR",
+    )
+    os.environ.pop("MISSION_TIER_LIMITS", None)
+    from core.local_server import PrefectServer, connect
+
+    server = PrefectServer(home=home, port=_free_port())
+    server.start()
+    try:
+        connect(home, server.port, server.api_url)
+        figures = run_makespan(args.repeats)
+    finally:
+        server.stop()
+    write_report(figures, args.out, args.repeats)
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_makespan(repeats: int) -> dict[str, dict[str, float]]:
+    # Prefect is imported only after `connect` pointed it at the server.
+    from prefect.client.orchestration import get_client
+
+    from bench.executors import critical_path_s, ideal_s, list_schedule_s, random_dag, waves_s
+    from core.plan import validate_plan
+    from core.settings import get_settings
+    from flows.compound_goal import compound_goal
+
+    def fresh_settings() -> None:
+        from core import gateway
+
+        get_settings.cache_clear()
+        gateway._providers.clear()
+
+    settings = get_settings()
+    plan_data = random_dag(SUBTASKS, SEED)
+    plan = validate_plan(plan_data, settings.plan_limits())
+    latency = {t: ms / 1000 for t, ms in LATENCY_MS.items()}
+    join = settings.join_tier
+
+    def ours() -> float:
+        # From the call to the goal run's terminal state (when the page, the CLI and the API
+        # see the result); Prefect's heartbeat-thread teardown after that is not counted.
+        started = time.time()
+        state = compound_goal(
+            plan.goal, plan={"subtasks": plan_data["subtasks"]}, return_state=True
+        )
+        if not state.is_completed():
+            raise SystemExit(f"benchmark goal run did not complete: {state.message}")
+        return state.timestamp.timestamp() - started
+
+    ours()  # warm-up: imports, first connections, limits created; not counted
+    figures: dict[str, dict[str, float]] = {}
+
+    print(f"makespan, {SUBTASKS} subtasks, no tier limits", flush=True)
+    row = figures["no tier limits"] = {}
+    row["ours"], _ = _median(ours, repeats)
+    row["waves"], _ = _median(lambda: waves_s(plan, latency, join, {}), repeats)
+    row["ideal"], _ = _median(lambda: ideal_s(plan, latency, join, {}), repeats)
+    row["critical path"] = critical_path_s(plan, latency, join)
+    row["list schedule"] = row["critical path"]
+    print(_line(row, "ideal"), flush=True)
+
+    print(f"makespan, {SUBTASKS} subtasks, tier limits {LIMITS}", flush=True)
+    row = figures["tier limits"] = {}
+    os.environ["MISSION_TIER_LIMITS"] = ",".join(f"{k}={v}" for k, v in LIMITS.items())
+    fresh_settings()
+    ours()  # warm-up with the limits in place
+    row["ours"], _ = _median(ours, repeats)
+    os.environ["MISSION_TIER_GATE"] = "prefect"
+    fresh_settings()
+    row["ours, prefect gate"], _ = _median(ours, repeats)
+    del os.environ["MISSION_TIER_GATE"], os.environ["MISSION_TIER_LIMITS"]
+    fresh_settings()
+    # Prefect's stock answer: tag concurrency limits on the same tier tags.
+    with get_client(sync_client=True) as client:
+        for tier, limit in LIMITS.items():
+            client.upsert_global_concurrency_limit_by_name(f"tag:tier:{tier}", limit)
+    try:
+        row["prefect tag limits"], _ = _median(ours, repeats)
+    finally:
+        with get_client(sync_client=True) as client:
+            for tier in LIMITS:
+                client.delete_global_concurrency_limit_by_name(f"tag:tier:{tier}")
+    row["waves"], _ = _median(lambda: waves_s(plan, latency, join, LIMITS), repeats)
+    row["ideal"], _ = _median(lambda: ideal_s(plan, latency, join, LIMITS), repeats)
+    row["critical path"] = critical_path_s(plan, latency, join)
+    row["list schedule"] = list_schedule_s(plan, latency, join, LIMITS)
+    print(_line(row, "list schedule"), flush=True)
+    return figures
+
+
+def _line(row: dict[str, float], base: str) -> str:
+    return "  " + "  ".join(f"{k}: {v:.2f}s ({v / row[base]:.3f}x)" for k, v in row.items())
+
+
+def write_report(figures: dict[str, dict[str, float]], out: Path, repeats: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import prefect
+
+    plot_dir = out.parent / "bench"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (name, row) in zip(axes, figures.items(), strict=True):
+        labels = list(row)
+        ax.barh(
+            labels,
+            [row[k] for k in labels],
+            color=["#1f77b4" if k == "ours" else "#999" for k in labels],
+        )
+        ax.set_title(f"{SUBTASKS}-subtask DAG, {name}")
+        ax.set_xlabel("makespan (s)")
+        ax.invert_yaxis()
+        for i, k in enumerate(labels):
+            ax.text(row[k], i, f" {row[k]:.2f}s", va="center")
+    fig.tight_layout()
+    fig.savefig(plot_dir / "makespan.png", dpi=110)
+
+    free, limited = figures["no tier limits"], figures["tier limits"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Rewritten by `scripts/bench` (`.venv/bin/python -m bench`); every figure below comes from",
+        "one run of that command, all executors side by side on the same machine.",
+        "",
+        f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, Prefect {prefect.__version__}, "
+        f"median of {repeats} runs each.",
+        "- Stack: the default one: a real Prefect server on SQLite started for the run, the",
+        "  compound-goal flow, the simulated provider (per-tier latency, no network).",
+        "",
+        "## 1. Makespan of a 50-subtask DAG",
+        "",
+        f"A layered random DAG ({SUBTASKS} subtasks, seed {SEED}, `bench/executors.py`) plus the",
+        "final join, with simulated latencies "
+        + ", ".join(f"{k} {v} ms" for k, v in LATENCY_MS.items())
+        + ". *Ours* is the whole",
+        "flow as `mission run --plan` runs it: flow run created on the server, one task run per",
+        "subtask with its tier tag, results persisted, artifacts written, join. *Waves* is the",
+        "seed's executor (run a topological level, wait for all of it). *Ideal* is a",
+        "dependency-driven asyncio executor with no orchestration at all. The *critical path* and",
+        "the *list schedule* (greedy, first ready first served, zero overhead) are computed.",
+        "",
+        "| executor | no tier limits | vs ideal | tier limits | vs list schedule |",
+        "|---|---|---|---|---|",
+    ]
+    names = ["ours", "ours, prefect gate", "prefect tag limits", "waves", "ideal"]
+    for k in [*names, "list schedule", "critical path"]:
+        cells = []
+        for row, base in ((free, "ideal"), (limited, "list schedule")):
+            value = row.get(k)
+            cells += [f"{value:.2f} s", f"{value / row[base]:.3f}x"] if value else ["-", "-"]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Tier limits: {', '.join(f'{k}={v}' for k, v in LIMITS.items())}. *Ours* uses the",
+        "default local gate (slot files, `MISSION_TIER_GATE=local`); *ours, prefect gate* leases",
+        "each subtask's slot from the Prefect limit (`MISSION_TIER_GATE=prefect`, the scale-out",
+        "setting); *prefect tag limits* is Prefect's stock mechanism: tag concurrency limits on",
+        "the `tier:<name>` tags, so every subtask leases a slot from the server and waiting ones",
+        "poll for it. Ours is timed from the call to the goal run's terminal state.",
+        "",
+        "Targets: ours <= 1.10x ideal without limits (measured "
+        f"{free['ours'] / free['ideal']:.3f}x); ours <= 1.15x the list schedule with limits "
+        f"(measured {limited['ours'] / limited['list schedule']:.3f}x).",
+        "",
+        "![makespan](bench/makespan.png)",
+        "",
+    ]
+    out.write_text("\n".join(lines))
+    print(f"wrote {out} and {plot_dir / 'makespan.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
