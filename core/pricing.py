@@ -1,19 +1,18 @@
 """Token prices per model and the cost of a call's usage.
 
-Prices are US dollars per million tokens (input, output). Cache writes cost 1.25x input and
-cache reads 0.1x input, as Anthropic bills ephemeral prompt caching. The figures are the
-published list prices of each model family on 2026-11-01; a model not listed here is priced
-by its family name (haiku / sonnet / opus) and an unknown family costs nothing, which the
-progress document shows as 0 rather than guessing. Override with MISSION_PRICES (JSON:
-{"model": [input, output]}).
+Prices are US dollars per million tokens (input, output), looked up by model family:
+haiku 1/5, sonnet 3/15, opus 5/25, the last list prices we know of for those families (this
+machine cannot check the current price list). Cache writes cost 1.25x input and cache reads
+0.1x input, as Anthropic bills ephemeral prompt caching. A model of an unknown family costs 0
+rather than a guess. `MISSION_PRICES` (JSON: {"model": [input, output]}) overrides per model;
+set it to the prices you actually pay.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 from pydantic import BaseModel
+
+from core.settings import get_settings
 
 FAMILY_PRICES: dict[str, tuple[float, float]] = {
     "haiku": (1.00, 5.00),
@@ -42,11 +41,9 @@ class Usage(BaseModel):
         )
 
 
-def price_of(model: str) -> tuple[float, float]:
-    overrides = json.loads(os.environ.get("MISSION_PRICES", "{}") or "{}")
+def price_of(model: str, overrides: dict[str, tuple[float, float]]) -> tuple[float, float]:
     if model in overrides:
-        inp, out = overrides[model]
-        return float(inp), float(out)
+        return overrides[model]
     for family, price in FAMILY_PRICES.items():
         if family in model:
             return price
@@ -61,7 +58,7 @@ def priced(
     cache_read_input_tokens: int = 0,
 ) -> Usage:
     """The Usage of one call, with its cost in dollars."""
-    inp, out = price_of(model)
+    inp, out = price_of(model, get_settings().prices)
     cost = (
         input_tokens * inp
         + cache_creation_input_tokens * inp * 1.25

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     tier_limits: str = ""
     tier_gate: Literal["local", "prefect"] = "local"
     send_temperature: Literal["auto", "always", "never"] = "auto"
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     planner_tier: str = "deep"
     join_tier: str = "deep"
 
