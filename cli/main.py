@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.live import Live
 
 from core.errors import ConfigurationError, InvalidInput, MissionError
 from core.plan import check_goal, validate_plan
+from core.progress import ProgressDocument
 from core.settings import Settings, get_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -51,8 +53,6 @@ def _read_plan(path: Path, goal: str | None, settings: Settings) -> dict[str, An
 
 
 def _require_provider(settings: Settings) -> None:
-    import os
-
     if settings.resolved_provider == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
         raise ConfigurationError("MISSION_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
 
@@ -94,7 +94,7 @@ def _run_and_watch(goal: str, plan: dict[str, Any] | None, console: Console, as_
 
     from cli.live import render, render_final
     from flows.inline import cancel_goal_run, create_goal_run, execute_goal_run
-    from flows.progress import watch_progress
+    from flows.progress import read_progress, watch_progress
 
     flow_run = create_goal_run(goal, plan)
     failure: list[BaseException] = []
@@ -108,14 +108,28 @@ def _run_and_watch(goal: str, plan: dict[str, Any] | None, console: Console, as_
     worker = threading.Thread(target=execute, name="goal-run", daemon=True)
     worker.start()
 
-    async def watch() -> Any:
-        last = None
+    async def watch() -> ProgressDocument:
+        latest: list[ProgressDocument] = []
         async with get_client() as client:
             with Live(console=console, refresh_per_second=8, transient=True) as live:
-                async for doc in watch_progress(client, flow_run.id):
-                    live.update(render(doc))
-                    last = doc
-        return last
+
+                async def follow() -> None:
+                    async for doc in watch_progress(client, flow_run.id):
+                        live.update(render(doc))
+                        latest.append(doc)
+
+                follower = asyncio.create_task(follow())
+                ended = asyncio.create_task(asyncio.to_thread(worker.join))
+                await asyncio.wait({follower, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not follower.done():
+                    # The run's thread is gone; its last events may still be on their way.
+                    try:
+                        await asyncio.wait_for(follower, timeout=5)
+                    except TimeoutError:
+                        latest.append(await read_progress(client, flow_run.id))
+                if not follower.cancelled() and (error := follower.exception()):
+                    raise error
+        return latest[-1]
 
     try:
         doc = asyncio.run(watch())

@@ -15,7 +15,7 @@ from core.plan import Plan, check_goal, validate_plan
 from core.settings import get_settings
 from flows.compile import compile_plan
 from tasks import records
-from tasks.join import join_results
+from tasks.join import join_results, missing_note
 from tasks.planner import plan_goal
 from tasks.tier_gate import ensure_tier_limits, tier_tags_without_leases
 
@@ -64,7 +64,12 @@ def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:
     with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
         futures = compile_plan(the_plan, settings)
         joined = join_results.submit(the_plan, {k: allow_failure(f) for k, f in futures.items()})
-        answer = joined.result()
+        answer = joined.result(raise_on_failure=False)
+    join_failed = not isinstance(answer, str)
+    if join_failed:
+        answer = f"The join step failed, so there is no final answer: {answer}" + missing_note(
+            the_plan, {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+        )
     # Task run states reach the server's database a moment after the flow sees them; this
     # table makes the finished goal run's document exact the instant the flow returns.
     outcome = [
@@ -82,9 +87,10 @@ def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:
 
     failed = [k for k, f in futures.items() if not f.state.is_completed()]
     skipped = [k for k, f in futures.items() if f.state.name == "Skipped"]
-    if failed or skipped:
+    if failed or skipped or join_failed:
         return Failed(
-            message=f"{len(failed)} subtask(s) failed ({', '.join(failed) or '-'}), "
+            message=("the join step failed; " if join_failed else "")
+            + f"{len(failed)} subtask(s) failed ({', '.join(failed) or '-'}), "
             f"{len(skipped)} skipped ({', '.join(skipped) or '-'}); "
             "the result answers from the rest",
             data=answer,

@@ -11,8 +11,6 @@ import logging
 import queue
 import threading
 from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -27,35 +25,9 @@ log = logging.getLogger(__name__)
 RECORD_PREFIX = "mission record: "
 
 
-def attempt_row(
-    step: str,
-    tier: str,
-    status: str,
-    model: str | None,
-    usage: Usage | None,
-    learned: str | None = None,
-    error: str | None = None,
-) -> dict[str, Any]:
-    """One row per model call attempt (planner, subtask or join), failed ones included."""
-    u = usage or Usage()
-    return {
-        "step": step,
-        "provider": get_provider().name,
-        "tier": tier,
-        "status": status,
-        "model": model,
-        "learned": learned,
-        "error": error,
-        "input_tokens": u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens,
-        "output_tokens": u.output_tokens,
-        "cost_usd": u.cost_usd,
-        "at": datetime.now(UTC).isoformat(),
-    }
-
-
 class _Writer:
     def __init__(self) -> None:
-        self._queue: queue.Queue[ArtifactCreate | None] = queue.Queue()
+        self._queue: queue.Queue[ArtifactCreate] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -76,8 +48,7 @@ class _Writer:
             while True:
                 artifact = self._queue.get()
                 try:
-                    if artifact is not None:
-                        client.create_artifact(artifact)
+                    client.create_artifact(artifact)
                 except Exception:  # a lost record must not fail the goal; say so in the log
                     log.exception("could not write a progress record to Prefect")
                 finally:
@@ -96,22 +67,32 @@ def record_attempt(
     learned: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Record one model call attempt of the current task run (nothing outside a run)."""
+    """Record one model call attempt (planner, subtask or join; failed ones included) of the
+    current task run, as a one-row table artifact of the goal run. Nothing outside a run."""
     ctx = TaskRunContext.get()
-    if ctx is not None:
-        row = attempt_row(step, tier, status, model, usage, learned, error)
-        record(ctx.task_run.flow_run_id, ctx.task_run.id, row)
-
-
-def record(flow_run_id: UUID | None, task_run_id: UUID | None, row: dict[str, Any]) -> None:
-    """Queue one attempt row as a one-row table artifact of the goal run."""
+    if ctx is None:
+        return
+    u = usage or Usage()
+    row = {
+        "step": step,
+        "provider": get_provider().name,
+        "tier": tier,
+        "status": status,
+        "model": model,
+        "learned": learned,
+        "error": error,
+        "input_tokens": u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": u.cost_usd,
+        "at": datetime.now(UTC).isoformat(),
+    }
     _writer.put(
         ArtifactCreate(
             type="table",
             data=json.dumps([row]),
-            description=f"{RECORD_PREFIX}{row['step']} ({row['status']})",
-            flow_run_id=flow_run_id,
-            task_run_id=task_run_id,
+            description=f"{RECORD_PREFIX}{step} ({status})",
+            flow_run_id=ctx.task_run.flow_run_id,
+            task_run_id=ctx.task_run.id,
         )
     )
 

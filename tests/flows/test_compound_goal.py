@@ -222,3 +222,14 @@ def test_the_progress_document_has_every_field_of_the_contract(
     assert data["counts"]["completed"] == data["counts"]["total"] == 2
     # the per-subtask temperature reached the wire
     assert fake_anthropic.calls_for("Subtask id: a\n")[0].body["temperature"] == 0.1
+
+
+def test_a_failing_join_still_leaves_the_outcome_and_a_clear_reason(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    fake_anthropic.on("Write the final answer", status=400)
+    state, doc = run(st("a"))
+    assert state.is_failed()
+    assert (doc.message or "").startswith("the join step failed")
+    assert doc.result is not None and doc.result.startswith("The join step failed")
+    assert {s.id: s.state for s in doc.subtasks} == {"a": "Completed"}
