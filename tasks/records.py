@@ -11,6 +11,8 @@ import logging
 import queue
 import threading
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -26,19 +28,22 @@ RECORD_PREFIX = "mission record: "
 
 
 class _Writer:
+    """One thread that writes queued rows; rows that queue up meanwhile go out as one artifact
+    per goal run, so a burst of finishing subtasks costs the server one write, not one each."""
+
     def __init__(self) -> None:
-        self._queue: queue.Queue[ArtifactCreate] = queue.Queue()
+        self._queue: queue.Queue[tuple[UUID, dict[str, Any]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def put(self, artifact: ArtifactCreate) -> None:
+    def put(self, flow_run_id: UUID, row: dict[str, Any]) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="mission-records", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(artifact)
+        self._queue.put((flow_run_id, row))
 
     def flush(self) -> None:
         self._queue.join()
@@ -46,13 +51,28 @@ class _Writer:
     def _run(self) -> None:
         with get_client(sync_client=True) as client:
             while True:
-                artifact = self._queue.get()
+                batch = [self._queue.get()]
+                while not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                by_run: dict[UUID, list[dict[str, Any]]] = {}
+                for flow_run_id, row in batch:
+                    by_run.setdefault(flow_run_id, []).append(row)
                 try:
-                    client.create_artifact(artifact)
+                    for flow_run_id, rows in by_run.items():
+                        steps = ", ".join(f"{r['step']} ({r['status']})" for r in rows)
+                        client.create_artifact(
+                            ArtifactCreate(
+                                type="table",
+                                data=json.dumps(rows),
+                                description=f"{RECORD_PREFIX}{steps}",
+                                flow_run_id=flow_run_id,
+                            )
+                        )
                 except Exception:  # a lost record must not fail the goal; say so in the log
                     log.exception("could not write a progress record to Prefect")
                 finally:
-                    self._queue.task_done()
+                    for _ in batch:
+                        self._queue.task_done()
 
 
 _writer = _Writer()
@@ -68,9 +88,9 @@ def record_attempt(
     error: str | None = None,
 ) -> None:
     """Record one model call attempt (planner, subtask or join; failed ones included) of the
-    current task run, as a one-row table artifact of the goal run. Nothing outside a run."""
+    current task run, as a row of a table artifact of the goal run. Nothing outside a run."""
     ctx = TaskRunContext.get()
-    if ctx is None:
+    if ctx is None or ctx.task_run.flow_run_id is None:
         return
     u = usage or Usage()
     row = {
@@ -86,15 +106,7 @@ def record_attempt(
         "cost_usd": u.cost_usd,
         "at": datetime.now(UTC).isoformat(),
     }
-    _writer.put(
-        ArtifactCreate(
-            type="table",
-            data=json.dumps([row]),
-            description=f"{RECORD_PREFIX}{step} ({status})",
-            flow_run_id=ctx.task_run.flow_run_id,
-            task_run_id=ctx.task_run.id,
-        )
-    )
+    _writer.put(ctx.task_run.flow_run_id, row)
 
 
 def flush() -> None:

@@ -35,7 +35,6 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.concurrency import services as prefect_concurrency_services
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
 
 LEASE_S = 60.0
 
@@ -112,12 +111,10 @@ def tier_slot(tier: str, limit: int | None, gate: str, home: Path) -> Iterator[N
 def tier_tags_without_leases(tiers: set[str]) -> Iterator[None]:
     """Keep Prefect's "no tag limit" answer for `tier:<name>` tags fresh during the block."""
     with get_client(sync_client=True) as client:
-        limitless = []
-        for tier in sorted(tiers):
-            try:
-                client.read_global_concurrency_limit_by_name(f"tag:tier:{tier}")
-            except ObjectNotFound:
-                limitless.append(frozenset({f"tag:tier:{tier}"}))
+        existing = {limit.name for limit in client.read_global_concurrency_limits(limit=200)}
+    limitless = [
+        frozenset({f"tag:tier:{tier}"}) for tier in tiers if f"tag:tier:{tier}" not in existing
+    ]
     done = threading.Event()
 
     def keep_fresh() -> None:
