@@ -10,6 +10,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,11 +26,14 @@ from core.pricing import Usage
 
 log = logging.getLogger(__name__)
 RECORD_PREFIX = "mission record: "
+BATCH_S = 0.25
 
 
 class _Writer:
-    """One thread that writes queued rows; rows that queue up meanwhile go out as one artifact
-    per goal run, so a burst of finishing subtasks costs the server one write, not one each."""
+    """One thread that writes queued rows, gathering those that arrive within BATCH_S into one
+    artifact per goal run: a burst of finishing subtasks costs one write, not one each, and
+    the writes stay off the subtasks' threads (each write measured ~7 ms of a 2-core
+    machine's time per subtask when done one by one)."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[UUID, dict[str, Any]]] = queue.Queue()
@@ -52,8 +56,12 @@ class _Writer:
         with get_client(sync_client=True) as client:
             while True:
                 batch = [self._queue.get()]
-                while not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+                deadline = time.monotonic() + BATCH_S
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        batch.append(self._queue.get(timeout=left))
+                    except queue.Empty:
+                        break
                 by_run: dict[UUID, list[dict[str, Any]]] = {}
                 for flow_run_id, row in batch:
                     by_run.setdefault(flow_run_id, []).append(row)
