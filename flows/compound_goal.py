@@ -58,11 +58,12 @@ def compound_goal(goal: str, plan: dict[str, Any] | None = None) -> State:
         the_plan = validate_plan({"goal": goal, **plan}, settings.plan_limits())
     else:
         the_plan = plan_goal(check_goal(goal, settings.max_goal_chars))
-    create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
     ensure_tier_limits(settings.limits)
 
     with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
         futures = compile_plan(the_plan, settings)
+        # Written once the subtasks are under way, so it costs them no time.
+        create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
         joined = join_results.submit(the_plan, {k: allow_failure(f) for k, f in futures.items()})
         answer = joined.result(raise_on_failure=False)
     join_failed = not isinstance(answer, str)

@@ -36,7 +36,8 @@ class _Writer:
     machine's time per subtask when done one by one)."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[UUID, dict[str, Any]]] = queue.Queue()
+        # None asks the writer to stop gathering and write what it has (see flush).
+        self._queue: queue.Queue[tuple[UUID, dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -50,21 +51,24 @@ class _Writer:
         self._queue.put((flow_run_id, row))
 
     def flush(self) -> None:
-        self._queue.join()
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._queue.join()
 
     def _run(self) -> None:
         with get_client(sync_client=True) as client:
             while True:
                 batch = [self._queue.get()]
                 deadline = time.monotonic() + BATCH_S
-                while (left := deadline - time.monotonic()) > 0:
+                while batch[-1] is not None and (left := deadline - time.monotonic()) > 0:
                     try:
                         batch.append(self._queue.get(timeout=left))
                     except queue.Empty:
                         break
                 by_run: dict[UUID, list[dict[str, Any]]] = {}
-                for flow_run_id, row in batch:
-                    by_run.setdefault(flow_run_id, []).append(row)
+                for item in batch:
+                    if item is not None:
+                        by_run.setdefault(item[0], []).append(item[1])
                 try:
                     for flow_run_id, rows in by_run.items():
                         steps = ", ".join(f"{r['step']} ({r['status']})" for r in rows)
