@@ -43,11 +43,7 @@ def prefect_run_url(flow_run_id: UUID | str) -> str:
 
 
 async def _all(client: PrefectClient, path: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every row of a Prefect filter endpoint, page by page.
-
-    Bodies are sent whole: the client's typed helpers send null filters that this server
-    version rejects or reads differently.
-    """
+    """Every row of a Prefect filter endpoint, page by page (one helper for both readers)."""
     rows: list[dict[str, Any]] = []
     while True:
         response = await client.request(
