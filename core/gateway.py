@@ -89,8 +89,3 @@ def get_provider(settings: Settings | None = None) -> Provider:
 
             _providers[key] = SimulatedProvider(settings)
     return _providers[key]
-
-
-def complete(tier: str, request: ModelRequest, temperature: float | None = None) -> Reply:
-    """Send `request` to whatever model serves `tier`."""
-    return get_provider().complete(route(tier, temperature), request)

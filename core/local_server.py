@@ -51,10 +51,6 @@ class PrefectServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    @property
-    def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> PrefectServer:
         (self.home / "prefect").mkdir(parents=True, exist_ok=True)
         log = open(self.home / "prefect-server.log", "ab")  # noqa: SIM115 - handed to the child
