@@ -156,21 +156,20 @@ def start_delays_ms(flow_run_id: UUID | None, plan: Any) -> dict[str, float]:
 
     from prefect.client.orchestration import get_client
 
-    from flows.compile import SUBTASK_RUN_NAME
-    from flows.progress import _task_runs
+    from flows.progress import _task_runs, subtask_runs
 
     async def read() -> list[Any]:
         async with get_client() as client:
             return await _task_runs(client, UUID(str(flow_run_id)))
 
     time.sleep(3)  # task run states reach the server's database a moment after the flow ends
-    runs = {}
-    for run in asyncio.run(read()):
-        match = SUBTASK_RUN_NAME.match(run.name)
-        if match:
-            runs[match.group(1)] = run
+    spans = {}
+    for subtask_id, run in subtask_runs(asyncio.run(read())).items():
+        if run.start_time is None or run.end_time is None:
+            raise SystemExit(f"subtask {subtask_id} has no start or end time on the server yet")
+        spans[subtask_id] = (run.start_time, run.end_time)
     delays = sorted(
-        (runs[s.id].start_time - max(runs[d].end_time for d in s.depends_on)).total_seconds() * 1000
+        (spans[s.id][0] - max(spans[d][1] for d in s.depends_on)).total_seconds() * 1000
         for s in plan.subtasks
         if s.depends_on
     )

@@ -30,6 +30,7 @@ STATE_BUCKETS: dict[str, str] = {
     "Skipped": "skipped",
 }
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled", "TimedOut"}
+SUBTASK_TERMINAL = TERMINAL | {"Cached", "Skipped"}
 
 
 class SubtaskProgress(BaseModel):

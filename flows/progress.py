@@ -20,6 +20,7 @@ from core.errors import InvalidInput
 from core.pricing import Usage
 from core.progress import (
     STATE_BUCKETS,
+    SUBTASK_TERMINAL,
     Counts,
     Learned,
     ProgressDocument,
@@ -59,6 +60,16 @@ async def _all(client: PrefectClient, path: Any, body: dict[str, Any]) -> list[d
 async def _task_runs(client: PrefectClient, flow_run_id: UUID) -> list[TaskRun]:
     body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"}
     return [TaskRun.model_validate(r) for r in await _all(client, "/task_runs/filter", body)]
+
+
+def subtask_runs(task_runs: list[TaskRun]) -> dict[str, TaskRun]:
+    """Each subtask's latest task run, by subtask id (a re-run's run wins)."""
+    latest: dict[str, TaskRun] = {}
+    for run in task_runs:  # oldest first
+        match = SUBTASK_RUN_NAME.match(run.name)
+        if match:
+            latest[match.group(1)] = run
+    return latest
 
 
 async def _artifacts(client: PrefectClient, flow_run_id: UUID) -> list[Artifact]:
@@ -102,11 +113,7 @@ async def read_progress(
         elif (artifact.description or "").startswith(RECORD_PREFIX):
             records.extend(_table(artifact.data))
 
-    latest: dict[str, TaskRun] = {}
-    for tr in task_runs:
-        match = SUBTASK_RUN_NAME.match(tr.name)
-        if match:
-            latest[match.group(1)] = tr  # runs come oldest first; a retry's run wins
+    latest = subtask_runs(task_runs)
 
     by_step: dict[str, dict[str, Any]] = {}
     learned: list[Learned] = []
@@ -139,7 +146,7 @@ async def read_progress(
         final = outcome.get(p["id"])
         message = run_state.message if run_state is not None else None
         ended_at: datetime | None = run.end_time if run is not None else None
-        if final is not None and state not in TERMINAL_SUBTASK:
+        if final is not None and state not in SUBTASK_TERMINAL:
             state, message, ended_at = final["state"], final["message"], _when(final["at"])
         row = by_step.get(p["id"], {})
         error = None
@@ -181,9 +188,6 @@ async def read_progress(
         result=result,
         usage=UsageReport(**total.model_dump(), by_tier=by_tier),
     )
-
-
-TERMINAL_SUBTASK = {"Completed", "Cached", "Failed", "Crashed", "Cancelled", "Skipped", "TimedOut"}
 
 
 def _when(text: str) -> datetime | None:
