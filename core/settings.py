@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     home: Path = Path.home() / ".mission"
     prefect_api_url: str | None = None
     prefect_port: int = Field(default=4200, gt=0, lt=65536)
+    database_url: SecretStr | None = None
+
+    # The service (`mission up`): where it listens and who may use it.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    password: SecretStr | None = None
+    password_hash: SecretStr | None = None
+    api_tokens: SecretStr = SecretStr("")
+    local_demo: bool = False
+    session_secret: SecretStr | None = None
+    session_idle_s: int = Field(default=30 * 60, gt=0)
+    session_max_s: int = Field(default=12 * 3600, gt=0)
+    login_max_failures: int = Field(default=5, gt=0)
+    login_window_s: int = Field(default=300, gt=0)
+
+    # Limits on what one client can ask of the service.
+    max_body_bytes: int = Field(default=512 * 1024, gt=0)
+    max_active_runs: int = Field(default=20, gt=0)
+    approval_timeout_s: int = Field(default=24 * 3600, gt=0)
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    runner_poll_s: int = Field(default=1, gt=0)
+    heartbeat_s: int = Field(default=10, gt=0)
+    zombie_after_s: int = Field(default=60, gt=0)
 
     @field_validator("simulated_latency_ms", "tier_limits")
     @classmethod
@@ -90,6 +113,11 @@ class Settings(BaseSettings):
         limits = {n: t.concurrency for n, t in self.tiers.items() if t.concurrency}
         limits.update(parse_pairs(self.tier_limits, "MISSION_TIER_LIMITS"))
         return limits
+
+    @property
+    def tokens(self) -> list[str]:
+        """The API bearer tokens (`MISSION_API_TOKENS`, comma-separated)."""
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
 
     @property
     def latency_ms(self) -> dict[str, int]:
