@@ -40,6 +40,15 @@ class Usage(BaseModel):
             cost_usd=round(self.cost_usd + other.cost_usd, 6),
         )
 
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
 
 def price_of(model: str, overrides: dict[str, tuple[float, float]]) -> tuple[float, float]:
     if model in overrides:

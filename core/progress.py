@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.budget import Budget
 from core.pricing import Usage
 
 # Prefect state names folded into the document's counts.
@@ -67,6 +68,12 @@ class UsageReport(Usage):
     by_tier: dict[str, Usage] = Field(default_factory=dict)
 
 
+class BudgetReport(Budget):
+    """The goal run's limits, and which one halted it (None while within budget)."""
+
+    exceeded: str | None = None
+
+
 class ProgressDocument(BaseModel):
     id: str
     goal: str
@@ -81,6 +88,7 @@ class ProgressDocument(BaseModel):
     learned: list[Learned] = Field(default_factory=list)
     result: str | None = None
     usage: UsageReport = Field(default_factory=UsageReport)
+    budget: BudgetReport | None = None
 
     @property
     def finished(self) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import Artifact, TaskRun
+from prefect.events import Event
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter
 from prefect.exceptions import ObjectNotFound
@@ -21,6 +23,7 @@ from core.pricing import Usage
 from core.progress import (
     STATE_BUCKETS,
     SUBTASK_TERMINAL,
+    BudgetReport,
     Counts,
     Learned,
     ProgressDocument,
@@ -29,6 +32,7 @@ from core.progress import (
 )
 from core.settings import Settings, get_settings
 from flows.compile import SUBTASK_RUN_NAME
+from tasks.budget import BUDGET_ARTIFACT
 from tasks.records import RECORD_PREFIX
 
 PAGE = 200  # the Prefect server caps a page at 200 rows
@@ -83,9 +87,15 @@ def _table(data: Any) -> list[dict[str, Any]]:
 
 
 async def read_progress(
-    client: PrefectClient, flow_run_id: UUID | str, settings: Settings | None = None
+    client: PrefectClient,
+    flow_run_id: UUID | str,
+    settings: Settings | None = None,
+    seen: Mapping[str, SeenState] | None = None,
 ) -> ProgressDocument:
-    """The progress document of one goal run, built only from what Prefect holds."""
+    """The progress document of one goal run, built only from what Prefect holds.
+
+    `seen`: subtask states announced by events, used where they are newer than the database.
+    """
     settings = settings or get_settings()
     try:
         run_id = UUID(str(flow_run_id))
@@ -102,6 +112,7 @@ async def read_progress(
     plan_rows: list[dict[str, Any]] = []
     outcome: dict[str, dict[str, Any]] = {}
     result: str | None = None
+    exceeded: str | None = None
     records: list[dict[str, Any]] = []
     for artifact in reversed(artifacts):  # oldest first
         if artifact.key == "goal-plan":
@@ -110,6 +121,8 @@ async def read_progress(
             outcome = {row["id"]: row for row in _table(artifact.data)}
         elif artifact.key == "goal-result":
             result = str(artifact.data)
+        elif artifact.key == BUDGET_ARTIFACT:
+            exceeded = artifact.description
         elif (artifact.description or "").startswith(RECORD_PREFIX):
             records.extend(_table(artifact.data))
 
@@ -145,7 +158,15 @@ async def read_progress(
         state = run_state.name if run_state is not None and run_state.name else "Pending"
         final = outcome.get(p["id"])
         message = run_state.message if run_state is not None else None
+        started_at: datetime | None = run.start_time if run is not None else None
         ended_at: datetime | None = run.end_time if run is not None else None
+        announced = (seen or {}).get(p["id"])
+        if announced is not None and (run_state is None or run_state.timestamp < announced.at):
+            state, message = announced.name, announced.message
+            if STATE_BUCKETS.get(state) == "running":
+                started_at = started_at or announced.at
+            elif state in SUBTASK_TERMINAL:
+                ended_at = announced.at
         if final is not None and state not in SUBTASK_TERMINAL:
             state, message, ended_at = final["state"], final["message"], _when(final["at"])
         row = by_step.get(p["id"], {})
@@ -161,7 +182,7 @@ async def read_progress(
                 model=row.get("model") or _model_of(p["tier"], settings),
                 state=state,
                 depends_on=[d.strip() for d in (p.get("depends_on") or "").split(",") if d.strip()],
-                started_at=run.start_time if run is not None else None,
+                started_at=started_at,
                 ended_at=ended_at,
                 learned=row.get("learned") if row.get("status") == "ok" else None,
                 error=error,
@@ -172,6 +193,8 @@ async def read_progress(
     counts.total = len(subtasks)
 
     providers = {row.get("provider") for row in records if row.get("provider")}
+    limits = flow_run.parameters.get("budget")
+    budget = BudgetReport(**limits, exceeded=exceeded) if isinstance(limits, dict) else None
     goal_state = flow_run.state
     return ProgressDocument(
         id=str(run_id),
@@ -187,6 +210,7 @@ async def read_progress(
         learned=learned,
         result=result,
         usage=UsageReport(**total.model_dump(), by_tier=by_tier),
+        budget=budget,
     )
 
 
@@ -202,30 +226,73 @@ def _model_of(tier: str, settings: Settings) -> str | None:
     return spec.model if spec is not None else None
 
 
-async def watch_progress(
-    client: PrefectClient, flow_run_id: UUID, settle_s: float = 0.05
-) -> AsyncIterator[ProgressDocument]:
-    """Yield the progress document now and again each time Prefect emits an event about the
-    goal run or one of its subtasks; ends after a terminal document.
+@dataclass(frozen=True)
+class SeenState:
+    """A subtask state as Prefect's event stream announced it, before the database has it."""
 
-    Changes are pushed by Prefect's event stream; there is no polling loop. `settle_s` lets a
-    burst of events (a subtask ending, its record arriving) become one document.
+    name: str
+    message: str | None
+    at: datetime
+
+
+def subtask_state_event(event: Event) -> tuple[str, SeenState] | None:
+    """(subtask id, state) from a task-run state event of a subtask; None for other events."""
+    if not event.event.startswith("prefect.task-run."):
+        return None
+    match = SUBTASK_RUN_NAME.match(event.resource.get("prefect.resource.name") or "")
+    name = event.resource.get("prefect.state-name")
+    if match is None or not name:
+        return None
+    return match.group(1), SeenState(
+        name, event.resource.get("prefect.state-message"), event.occurred
+    )
+
+
+async def watch_progress(
+    client: PrefectClient, flow_run_id: UUID
+) -> AsyncIterator[ProgressDocument]:
+    """Yield the progress document now and again each time it changes; ends after a terminal
+    document.
+
+    Changes are pushed by Prefect's event stream; there is no polling loop. A subtask's new
+    state is taken from its event at once (the database records it a moment later); events
+    that arrive while the document is being read are folded into the next read.
     """
-    doc = await read_progress(client, flow_run_id)
+    seen: dict[str, SeenState] = {}
+    doc = await read_progress(client, flow_run_id, seen=seen)
     yield doc
     if doc.finished:
         return
+    changed = asyncio.Event()
     event_filter = EventFilter(
         any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"])
     )
     async with get_events_subscriber(filter=event_filter) as subscriber:
-        doc = await read_progress(client, flow_run_id)  # catch what happened while subscribing
-        yield doc
-        if doc.finished:
-            return
-        async for _event in subscriber:
-            await asyncio.sleep(settle_s)
-            doc = await read_progress(client, flow_run_id)
-            yield doc
-            if doc.finished:
-                return
+
+        async def pump() -> None:
+            async for event in subscriber:
+                if (found := subtask_state_event(event)) is not None:
+                    subtask, state = found
+                    if subtask not in seen or seen[subtask].at <= state.at:
+                        seen[subtask] = state
+                changed.set()
+
+        pumping = asyncio.create_task(pump())
+        try:
+            changed.set()  # read once more: something may have happened while subscribing
+            while True:
+                waiter = asyncio.create_task(changed.wait())
+                await asyncio.wait({waiter, pumping}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if pumping.done():
+                    pumping.result()  # the stream failed: raise its error
+                    return
+                changed.clear()
+                latest = await read_progress(client, flow_run_id, seen=seen)
+                if latest != doc:
+                    doc = latest
+                    yield doc
+                if doc.finished:
+                    return
+        finally:
+            pumping.cancel()

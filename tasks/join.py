@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import task
 
+from core.budget import BudgetExceeded
 from core.gateway import ModelRequest
 from core.plan import Plan
 from core.settings import get_settings
@@ -69,5 +70,11 @@ def join_results(plan: Plan, results: dict[str, Any]) -> str:
         cache_system=True,
         label="join",
     )
-    reply = complete_recorded("join", get_settings().join_tier, request, shape=Report)
+    try:
+        reply = complete_recorded("join", get_settings().join_tier, request, shape=Report)
+    except BudgetExceeded as exc:
+        found = "\n".join(f"- `{r.id}`: {r.learned}" for r in ordered)
+        return (
+            f"**{exc.message}**, so no final answer was written. What was learned:\n{found}" + note
+        )
     return Report.model_validate(reply.data).output + note

@@ -18,11 +18,13 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.context import TaskRunContext
+from prefect.events import emit_event
 from pydantic import BaseModel, ValidationError
 
 from core.errors import ModelError, ProviderError
 from core.gateway import ModelRequest, Reply, get_provider, route
 from core.pricing import Usage
+from tasks.budget import charge, check_budget
 
 log = logging.getLogger(__name__)
 RECORD_PREFIX = "mission record: "
@@ -79,6 +81,12 @@ class _Writer:
                                 description=f"{RECORD_PREFIX}{steps}",
                                 flow_run_id=flow_run_id,
                             )
+                        )
+                        # Tell watchers (they follow the goal run's events) to read again.
+                        emit_event(
+                            "mission.goal-run.recorded",
+                            resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_id}"},
+                            payload={"steps": [r["step"] for r in rows]},
                         )
                 except Exception:  # a lost record must not fail the goal; say so in the log
                     log.exception("could not write a progress record to Prefect")
@@ -138,25 +146,28 @@ def complete_recorded(
     With `shape`, the tool input must validate against it or the reply counts as rejected.
     """
     spec = route(tier, temperature)
+    check_budget()
     try:
         reply = get_provider().complete(spec, request)
-        if shape is not None:
-            try:
-                shape.model_validate(reply.data)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "input"
-                raise ModelError(
-                    f"{step}: {reply.model} answered in the wrong shape ({where}: {first['msg']})",
-                    reply.usage.model_dump(),
-                ) from None
     except ModelError as exc:
         usage = Usage.model_validate(exc.usage) if exc.usage else None
+        if usage is not None:
+            charge(usage)
         record_attempt(step, tier, "rejected", spec.model, usage, error=exc.message)
         raise
     except ProviderError as exc:
         record_attempt(step, tier, "error", spec.model, None, error=exc.message)
         raise
+    charge(reply.usage)
+    if shape is not None:
+        try:
+            shape.model_validate(reply.data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "input"
+            message = f"{step}: {reply.model} answered in the wrong shape ({where}: {first['msg']})"
+            record_attempt(step, tier, "rejected", spec.model, reply.usage, error=message)
+            raise ModelError(message, reply.usage.model_dump()) from None
     learned = reply.data.get("learned") if isinstance(reply.data.get("learned"), str) else None
     record_attempt(step, tier, "ok", reply.model, reply.usage, learned=learned)
     return reply

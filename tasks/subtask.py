@@ -9,14 +9,16 @@ from typing import Any, Literal
 from prefect import task
 from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 from pydantic import BaseModel, Field
 
+from core.budget import BudgetExceeded
 from core.errors import MissionError
 from core.gateway import ModelRequest, Tool
 from core.plan import Subtask
 from core.pricing import Usage
 from core.settings import get_settings
+from tasks.budget import check_budget
 from tasks.records import complete_recorded, record_attempt
 from tasks.retry import retry_if_transient
 from tasks.tier_gate import tier_slot
@@ -93,6 +95,14 @@ def build_prompt(subtask: Subtask, upstream: dict[str, Any], goal: str) -> str:
     return "\n\n".join(parts)
 
 
+def _halted(subtask: Subtask, exc: BudgetExceeded) -> State:
+    record_attempt(subtask.id, subtask.tier, "halted", None, None, error=exc.message)
+    return Cancelled(
+        message=exc.message,
+        data=SubtaskResult(id=subtask.id, status="skipped", reason=exc.message),
+    )
+
+
 @task(
     name="subtask",
     retries=1,
@@ -101,7 +111,12 @@ def build_prompt(subtask: Subtask, upstream: dict[str, Any], goal: str) -> str:
     cache_key_fn=subtask_cache_key,
 )
 def run_subtask(subtask: Subtask, upstream: dict[str, Any], goal: str) -> SubtaskResult | State:
-    """Execute one subtask; mark it Skipped when a dependency did not complete."""
+    """Execute one subtask; mark it Skipped when a dependency did not complete, Cancelled
+    when the goal run's budget is spent."""
+    try:
+        check_budget()
+    except BudgetExceeded as exc:
+        return _halted(subtask, exc)
     missing = _missing(upstream)
     if missing:
         reason = f"skipped: dependency {', '.join(missing)} did not complete"
@@ -124,10 +139,13 @@ def run_subtask(subtask: Subtask, upstream: dict[str, Any], goal: str) -> Subtas
         label=subtask.id,
     )
     limit = settings.limits.get(subtask.tier)
-    with tier_slot(subtask.tier, limit, settings.tier_gate, settings.home):
-        reply = complete_recorded(
-            subtask.id, subtask.tier, request, subtask.temperature, shape=Report
-        )
+    try:
+        with tier_slot(subtask.tier, limit, settings.tier_gate, settings.home):
+            reply = complete_recorded(
+                subtask.id, subtask.tier, request, subtask.temperature, shape=Report
+            )
+    except BudgetExceeded as exc:
+        return _halted(subtask, exc)
     report = Report.model_validate(reply.data)
     return SubtaskResult(
         id=subtask.id,
