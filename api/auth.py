@@ -109,6 +109,10 @@ class LoginThrottle:
                 self._shrink(now)
             return None
 
+    def __len__(self) -> int:
+        """How many client addresses are remembered."""
+        return len(self._failures)
+
     def forget(self, client: str) -> None:
         with self._lock:
             self._failures.pop(client, None)
@@ -181,7 +185,7 @@ class Gate:
                 raise ConfigurationError(
                     "MISSION_PASSWORD_HASH is not an argon2 encoded hash ($argon2id$v=19$...); "
                     'make one with: python -c "from api.auth import hash_password; '
-                    "print(hash_password(input()))\""
+                    'print(hash_password(input()))"'
                 ) from None
         if not plain and not encoded and not settings.local_demo:
             raise ConfigurationError(
@@ -257,7 +261,8 @@ class Gate:
         morsel = cookie[SESSION_COOKIE]
         morsel["path"] = "/"
         morsel["httponly"] = True
-        morsel["samesite"] = "Lax"  # Lax, not Strict: links into /tasks from elsewhere stay logged in
+        # Lax, not Strict: a link into /tasks from elsewhere still arrives logged in.
+        morsel["samesite"] = "Lax"
         morsel["secure"] = secure
         remaining = session.issued_at + self.session_max_s - int(self.clock()) if session else 0
         morsel["max-age"] = max(0, remaining)
@@ -341,7 +346,9 @@ async def require_user(request: Request) -> Principal:
         principal = gate.check_token(token.strip())
         if principal is None:
             raise HTTPException(
-                401, "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                401,
+                "invalid bearer token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return principal
     session = current_session(request)

@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("goal", nargs="?", help="the goal, in words")
     run.add_argument("--plan", type=Path, help="a plan file (JSON) to run instead of planning")
     run.add_argument("--json", action="store_true", help="print the final progress document")
+    up = sub.add_parser("up", help="start the stack: Prefect server, runner, API and page")
+    up.add_argument(
+        "--local-demo",
+        action="store_true",
+        help="run without a password (loopback only); same as MISSION_LOCAL_DEMO=true",
+    )
     plan = sub.add_parser("plan", help="print the validated plan for a goal as JSON")
     plan.add_argument("goal", help="the goal, in words")
     return parser
@@ -153,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         if args.command == "plan":
             return cmd_plan(args, settings)
+        if args.command == "up":
+            from cli.up import cmd_up
+
+            if args.local_demo:
+                settings = settings.model_copy(update={"local_demo": True})
+            _require_provider(settings)
+            return cmd_up(settings, Console())
         return cmd_run(args, settings)
     except (InvalidInput, ConfigurationError) as exc:
         print(f"mission: {exc.message}", file=sys.stderr)

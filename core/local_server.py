@@ -95,9 +95,12 @@ class PrefectServer:
             self.process.wait()
 
 
-def connect(home: Path, port: int, api_url: str | None) -> PrefectServer | None:
+def connect(
+    home: Path, port: int, api_url: str | None, database_url: str | None = None
+) -> PrefectServer | None:
     """Point this process at a Prefect server: the configured one, one already running on
-    `port`, or a new one under `home` (returned, so the caller can stop it).
+    `port`, or a new one under `home` (on SQLite, or on `database_url`), returned so the
+    caller can stop it.
 
     Sets PREFECT_API_URL / PREFECT_UI_URL / PREFECT_HOME before Prefect is imported.
     """
@@ -110,7 +113,7 @@ def connect(home: Path, port: int, api_url: str | None) -> PrefectServer | None:
         if not healthy(api_url):
             raise ConfigurationError(f"the Prefect server at {api_url} is not answering")
     else:
-        server = PrefectServer(home=home, port=port)
+        server = PrefectServer(home=home, port=port, database_url=database_url)
         api_url = server.api_url
         if not healthy(api_url):
             started = server.start()

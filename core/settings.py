@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     approval_timeout_s: int = Field(default=24 * 3600, gt=0)
     events_heartbeat_s: float = Field(default=15.0, gt=0)
     runner_poll_s: int = Field(default=1, gt=0)
-    heartbeat_s: int = Field(default=10, gt=0)
-    zombie_after_s: int = Field(default=60, gt=0)
+    heartbeat_s: int = Field(default=30, ge=30)  # Prefect refuses less
+    zombie_after_s: int = Field(default=90, gt=0)
 
     @field_validator("simulated_latency_ms", "tier_limits")
     @classmethod

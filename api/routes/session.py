@@ -79,7 +79,7 @@ async def _read_form(request: Request) -> FormData:
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
-    if gate_of(request).open or current_session(request, refresh=False):
+    if gate_of(request).open:  # nothing to log in to
         return RedirectResponse(next_path, status_code=303)
     # Reuse the token of an earlier visit so two open login tabs both still work.
     earlier = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -126,7 +126,9 @@ async def login(request: Request) -> Response:
 
     gate.throttle.forget(client)
     response = RedirectResponse(next_path, status_code=303)
-    response.headers.append("set-cookie", gate.session_cookie(gate.new_session(), is_secure(request)))
+    response.headers.append(
+        "set-cookie", gate.session_cookie(gate.new_session(), is_secure(request))
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

@@ -1,0 +1,116 @@
+"""The FastAPI app: routers, error handling, security headers and the Prefect client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL
+
+from api.auth import Gate
+from api.hub import ProgressHub
+from api.limits import BodySizeLimit
+from api.routes import goals, session
+from api.security import add_security_headers
+from core.errors import ConfigurationError, InvalidInput, MissionError
+from core.settings import Settings, get_settings
+from flows.goal_runs import NotServed, WrongState
+from flows.progress import UnknownGoalRun
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _readable(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is malformed"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    # The most specific first: UnknownGoalRun and WrongState are InvalidInput too.
+    @app.exception_handler(UnknownGoalRun)
+    async def unknown(_: Request, exc: UnknownGoalRun) -> JSONResponse:
+        return _error(404, exc.message)
+
+    @app.exception_handler(WrongState)
+    async def wrong_state(_: Request, exc: WrongState) -> JSONResponse:
+        return _error(409, exc.message)
+
+    @app.exception_handler(InvalidInput)
+    async def invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _readable(exc))
+
+    @app.exception_handler(NotServed)
+    async def not_served(_: Request, exc: NotServed) -> JSONResponse:
+        return _error(503, exc.message, {"Retry-After": "5"})
+
+    @app.exception_handler(ConfigurationError)
+    async def misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
+        return _error(503, exc.message)
+
+    @app.exception_handler(httpx.TransportError)
+    async def unreachable(_: Request, exc: httpx.TransportError) -> JSONResponse:
+        where = PREFECT_API_URL.value()
+        return _error(503, f"the Prefect server at {where} is unreachable", {"Retry-After": "5"})
+
+    @app.exception_handler(PrefectHTTPStatusError)
+    async def prefect_failed(_: Request, exc: PrefectHTTPStatusError) -> JSONResponse:
+        log.warning("Prefect answered %s", exc)
+        return _error(503, f"the Prefect server failed ({exc.response.status_code})")
+
+    @app.exception_handler(MissionError)
+    async def other(_: Request, exc: MissionError) -> JSONResponse:
+        log.error("unexpected error: %s", exc.message)
+        return _error(500, exc.message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    gate = Gate.from_settings(settings)  # refuses to start without a password
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with get_client() as client:
+            app.state.prefect = client
+            app.state.hub = ProgressHub(client)
+            yield
+            await app.state.hub.close()
+
+    app = FastAPI(
+        title="Mission Control",
+        summary="Hand a compound goal to a fleet of language models and watch it being done.",
+        version="0.1.0",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.gate = gate
+    _add_error_handlers(app)
+    app.include_router(goals.router)
+    app.include_router(session.router)
+
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        """Liveness, without authentication."""
+        return {"status": "ok", "provider": settings.resolved_provider}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    add_security_headers(app)  # last, so it wraps everything (a 413 included)
+    return app

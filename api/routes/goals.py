@@ -1,0 +1,240 @@
+"""Goal runs over REST: submit, list, read progress, stream events, cancel, approve."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from prefect.client.schemas.objects import FlowRun
+
+from api.auth import UserDep
+from api.deps import HubDep, PrefectDep, SettingsDep
+from api.schemas import (
+    Accepted,
+    Approval,
+    ErrorBody,
+    GoalCreated,
+    GoalList,
+    GoalRequest,
+    GoalSummary,
+)
+from core.errors import InvalidInput
+from core.plan import check_goal, validate_plan
+from core.progress import ProgressDocument
+from flows import goal_runs
+from flows.progress import prefect_run_url, read_progress
+
+router = APIRouter(
+    prefix="/task",
+    tags=["goals"],
+    responses={
+        401: {"model": ErrorBody, "description": "not authenticated"},
+        422: {"model": ErrorBody, "description": "the request is invalid; the detail says why"},
+        503: {"model": ErrorBody, "description": "the Prefect server is unreachable"},
+    },
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no goal run has this id"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "the goal run's state does not allow this"}
+}
+
+
+def _created(request: Request, run: FlowRun) -> GoalCreated:
+    return GoalCreated(
+        id=str(run.id),
+        state=run.state.name if run.state else "Scheduled",
+        progress_url=str(request.url_for("goal_progress", flow_run_id=run.id)),
+        events_url=str(request.url_for("goal_events", flow_run_id=run.id)),
+        prefect_url=prefect_run_url(run.id),
+    )
+
+
+@router.post(
+    "/compound",
+    status_code=202,
+    response_model=GoalCreated,
+    responses={
+        413: {"model": ErrorBody, "description": "the request body is too large"},
+        429: {"model": ErrorBody, "description": "too many goal runs are active"},
+    },
+)
+async def submit_goal(
+    body: GoalRequest,
+    request: Request,
+    user: UserDep,
+    settings: SettingsDep,
+    prefect: PrefectDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    """Start a goal run. The same `Idempotency-Key` (per client) returns the same run."""
+    goal = check_goal(body.goal, settings.max_goal_chars)
+    plan = None
+    if body.plan is not None:
+        checked = validate_plan({**body.plan, "goal": goal}, settings.plan_limits())
+        plan = checked.model_dump(mode="json", exclude={"goal"})
+    parameters = {
+        "goal": goal,
+        "plan": plan,
+        "approve": body.approve,
+        "budget": body.budget.model_dump(exclude_none=True) if body.budget else None,
+    }
+    tag = goal_runs.idempotency_tag(user.name, idempotency_key) if idempotency_key else None
+    if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
+        if earlier.parameters != parameters:
+            raise InvalidInput("this Idempotency-Key was already used for a different request")
+        return _created(request, earlier)
+    active = await goal_runs.count_active(prefect)
+    if active >= settings.max_active_runs:
+        return JSONResponse(
+            {"detail": f"{active} goal runs are active, the limit is {settings.max_active_runs}"},
+            status_code=429,
+            headers={"Retry-After": "10"},
+        )
+    run = await goal_runs.submit_goal_run(prefect, parameters, tag)
+    return _created(request, run)
+
+
+@router.get("", response_model=GoalList)
+async def list_goals(
+    request: Request,
+    user: UserDep,
+    prefect: PrefectDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> GoalList:
+    """Recent goal runs, newest first."""
+    runs = await goal_runs.list_goal_runs(prefect, limit + 1, offset)
+    items = [
+        GoalSummary(
+            id=str(run.id),
+            goal=str(run.parameters.get("goal", "")),
+            state=run.state.name if run.state else "Scheduled",
+            message=run.state.message if run.state else None,
+            created_at=run.created,
+            started_at=run.start_time,
+            ended_at=run.end_time,
+            progress_url=str(request.url_for("goal_progress", flow_run_id=run.id)),
+            prefect_url=prefect_run_url(run.id),
+        )
+        for run in runs[:limit]
+    ]
+    more = len(runs) > limit
+    return GoalList(
+        items=items, limit=limit, offset=offset, next_offset=offset + limit if more else None
+    )
+
+
+@router.get("/{flow_run_id}/progress", response_model=ProgressDocument, responses=NOT_FOUND)
+async def goal_progress(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> ProgressDocument:
+    """The progress document, read from the Prefect API."""
+    return await read_progress(prefect, flow_run_id)
+
+
+def _version(doc: ProgressDocument) -> str:
+    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()[:16]
+
+
+@router.get(
+    "/{flow_run_id}/events",
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"text/event-stream": {}}, "description": "progress documents"},
+    },
+    response_class=StreamingResponse,
+)
+async def goal_events(
+    flow_run_id: UUID,
+    user: UserDep,
+    settings: SettingsDep,
+    prefect: PrefectDep,
+    hub: HubDep,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: one `progress` message (the whole document) per change, pushed
+    from Prefect's event stream; `: heartbeat` comments while nothing changes; an `end`
+    message after the final document. The event id is the document's version: reconnecting
+    with `Last-Event-ID` skips a document the client already has."""
+    await goal_runs.read_goal_run(prefect, flow_run_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last = last_event_id
+        yield "retry: 1000\n\n"
+        try:
+            async for doc in hub.watch(flow_run_id, settings.events_heartbeat_s):
+                if doc is None:
+                    yield ": heartbeat\n\n"
+                    continue
+                version = _version(doc)
+                if version != last:
+                    last = version
+                    yield f"id: {version}\nevent: progress\ndata: {doc.model_dump_json()}\n\n"
+        except Exception as exc:  # the stream is already open: say so in it, then end
+            error = ErrorBody(detail=f"lost the Prefect event stream: {exc}")
+            yield f"event: error\ndata: {error.model_dump_json()}\n\n"
+            return
+        yield "event: end\ndata: {}\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post(
+    "/{flow_run_id}/cancel",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_FOUND | CONFLICT,
+)
+async def cancel_goal(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> Accepted:
+    """Stop the goal run: it becomes Cancelling, then Cancelled once its process has stopped."""
+    run = await goal_runs.cancel_goal_run(prefect, flow_run_id, f"cancelled by {user.name}")
+    return Accepted(
+        id=str(run.id), state=run.state.name if run.state else "-", message="cancelling"
+    )
+
+
+@router.post(
+    "/{flow_run_id}/approve",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_FOUND | CONFLICT,
+)
+async def approve_goal(
+    flow_run_id: UUID,
+    user: UserDep,
+    settings: SettingsDep,
+    prefect: PrefectDep,
+    body: Approval | None = None,
+) -> Accepted:
+    """Resume a goal run paused for approval, optionally with an edited plan (validated)."""
+    plan = None
+    if body is not None and body.plan is not None:
+        run = await goal_runs.read_goal_run(prefect, flow_run_id)
+        goal = str(run.parameters.get("goal", ""))
+        checked = validate_plan({**body.plan, "goal": goal}, settings.plan_limits())
+        plan = checked.model_dump(mode="json", exclude={"goal"})
+    await goal_runs.approve_goal_run(prefect, flow_run_id, plan)
+    return Accepted(id=str(flow_run_id), state="Running", message="approved")
+
+
+@router.post(
+    "/{flow_run_id}/reject",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_FOUND | CONFLICT,
+)
+async def reject_goal(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> Accepted:
+    """Reject the plan of a paused goal run: the run is cancelled."""
+    run = await goal_runs.read_goal_run(prefect, flow_run_id)
+    if run.state is None or not run.state.is_paused():
+        raise goal_runs.WrongState(f"goal run {flow_run_id} is not waiting for approval")
+    run = await goal_runs.cancel_goal_run(prefect, flow_run_id, f"plan rejected by {user.name}")
+    return Accepted(id=str(run.id), state=run.state.name if run.state else "-", message="rejected")

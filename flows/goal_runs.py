@@ -1,0 +1,133 @@
+"""Goal runs of the served deployment: submit, list, count, cancel, approve (for the API)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Cancelling
+
+from core.errors import InvalidInput, MissionError
+from flows.compound_goal import FLOW_NAME
+from flows.progress import UnknownGoalRun
+from flows.serve import DEPLOYMENT_PATH
+
+ACTIVE = [
+    StateType.SCHEDULED,
+    StateType.PENDING,
+    StateType.RUNNING,
+    StateType.PAUSED,
+    StateType.CANCELLING,
+]
+_GOALS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
+
+
+class NotServed(MissionError):
+    """No runner has registered the compound-goal deployment: the stack is not up."""
+
+
+class WrongState(InvalidInput):
+    """The goal run is not in a state that allows this (e.g. approving a finished run)."""
+
+
+async def read_goal_run(client: PrefectClient, flow_run_id: UUID) -> FlowRun:
+    try:
+        run = await client.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        raise UnknownGoalRun(f"no goal run has id {flow_run_id}") from None
+    return run
+
+
+def idempotency_tag(owner: str, key: str) -> str:
+    """A tag naming one client's Idempotency-Key, without revealing the key."""
+    return "idempotency:" + hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()[:24]
+
+
+async def find_by_idempotency(client: PrefectClient, tag: str) -> FlowRun | None:
+    runs = await client.read_flow_runs(
+        flow_filter=_GOALS,
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+        limit=1,
+    )
+    return runs[0] if runs else None
+
+
+async def count_active(client: PrefectClient) -> int:
+    """Goal runs that are waiting, running or paused (each holds a runner slot)."""
+    return await client.count_flow_runs(
+        flow_filter=_GOALS,
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE))
+        ),
+    )
+
+
+async def submit_goal_run(
+    client: PrefectClient, parameters: dict[str, Any], tag: str | None
+) -> FlowRun:
+    """Create a goal run of the served deployment; the runner starts it within a poll."""
+    try:
+        deployment = await client.read_deployment_by_name(DEPLOYMENT_PATH)
+    except ObjectNotFound:
+        raise NotServed(
+            f"no runner serves the {DEPLOYMENT_PATH} deployment; start the stack with `mission up`"
+        ) from None
+    return await client.create_flow_run_from_deployment(
+        deployment.id,
+        parameters=parameters,
+        tags=[tag] if tag else None,
+        idempotency_key=tag,
+    )
+
+
+async def list_goal_runs(client: PrefectClient, limit: int, offset: int) -> list[FlowRun]:
+    return await client.read_flow_runs(
+        flow_filter=_GOALS, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit, offset=offset
+    )
+
+
+async def cancel_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) -> FlowRun:
+    """Ask for the run to stop. A run that has a process is set Cancelling (its runner then
+    stops the process and sets Cancelled); one that never started is Cancelled at once."""
+    run = await read_goal_run(client, flow_run_id)
+    state = run.state
+    if state is None or state.is_final():
+        raise WrongState(
+            f"goal run {flow_run_id} has already ended ({state.name if state else '-'})"
+        )
+    if state.type == StateType.CANCELLING:
+        return run
+    started = state.type in (StateType.RUNNING, StateType.PAUSED) and run.deployment_id is not None
+    new_state: State[Any] = Cancelling(message=why) if started else Cancelled(message=why)
+    result = await client.set_flow_run_state(flow_run_id, new_state, force=True)
+    if result.status != SetStateStatus.ACCEPT:
+        raise WrongState(f"goal run {flow_run_id} could not be cancelled: {result.details}")
+    return await read_goal_run(client, flow_run_id)
+
+
+async def approve_goal_run(
+    client: PrefectClient, flow_run_id: UUID, plan: dict[str, Any] | None
+) -> None:
+    """Resume a goal run paused for plan approval, with the (maybe edited) plan."""
+    run = await read_goal_run(client, flow_run_id)
+    if run.state is None or not run.state.is_paused():
+        state = run.state.name if run.state else "no state"
+        raise WrongState(f"goal run {flow_run_id} is not waiting for approval ({state})")
+    result = await client.resume_flow_run(flow_run_id, run_input={"plan": plan})
+    if result.status != SetStateStatus.ACCEPT:
+        why = getattr(result.details, "reason", None) or result.status.value
+        raise WrongState(f"goal run {flow_run_id} could not be resumed: {why}")
