@@ -29,9 +29,10 @@ STATE_BUCKETS: dict[str, str] = {
     "Cancelling": "cancelled",
     "Cancelled": "cancelled",
     "Skipped": "skipped",
+    "Halted": "cancelled",  # not started: the goal run's budget was spent
 }
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled", "TimedOut"}
-SUBTASK_TERMINAL = TERMINAL | {"Cached", "Skipped"}
+SUBTASK_TERMINAL = TERMINAL | {"Cached", "Skipped", "Halted"}
 
 
 class SubtaskProgress(BaseModel):

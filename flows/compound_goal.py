@@ -169,7 +169,7 @@ def _run_goal(
 
     halted = close_budget(run_id)
     if halted is not None:
-        stopped = [k for k, f in futures.items() if not f.state.is_completed()]
+        stopped = [k for k, f in futures.items() if f.state.name != "Completed"]
         return Failed(
             message=f"budget exceeded: {halted}; {len(stopped)} subtask(s) did not finish "
             f"({', '.join(stopped) or '-'})",

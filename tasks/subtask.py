@@ -9,7 +9,7 @@ from typing import Any, Literal
 from prefect import task
 from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
-from prefect.states import Cancelled, Completed
+from prefect.states import Completed
 from pydantic import BaseModel, Field
 
 from core.budget import BudgetExceeded
@@ -97,7 +97,10 @@ def build_prompt(subtask: Subtask, upstream: dict[str, Any], goal: str) -> str:
 
 def _halted(subtask: Subtask, exc: BudgetExceeded) -> State:
     record_attempt(subtask.id, subtask.tier, "halted", None, None, error=exc.message)
-    return Cancelled(
+    # A Completed state by type (like Skipped), so dependents and the join still run and
+    # see why; a Cancelled type would leave them waiting forever (Prefect won't start them).
+    return Completed(
+        name="Halted",
         message=exc.message,
         data=SubtaskResult(id=subtask.id, status="skipped", reason=exc.message),
     )
@@ -111,8 +114,8 @@ def _halted(subtask: Subtask, exc: BudgetExceeded) -> State:
     cache_key_fn=subtask_cache_key,
 )
 def run_subtask(subtask: Subtask, upstream: dict[str, Any], goal: str) -> SubtaskResult | State:
-    """Execute one subtask; mark it Skipped when a dependency did not complete, Cancelled
-    when the goal run's budget is spent."""
+    """Execute one subtask; mark it Skipped when a dependency did not complete, Halted when
+    the goal run's budget is spent."""
     try:
         check_budget()
     except BudgetExceeded as exc:

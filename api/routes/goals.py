@@ -105,7 +105,7 @@ async def list_goals(
     request: Request,
     user: UserDep,
     prefect: PrefectDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> GoalList:
     """Recent goal runs, newest first."""

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import CSRF_REFUSED, csrf_ok, current_session, gate_of, is_secure
 
-router = APIRouter(tags=["session"])
+# Browser pages (HTML forms, redirects), not part of the REST API's OpenAPI schema.
+router = APIRouter(tags=["session"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "mission_login_csrf"
 DEFAULT_NEXT = "/tasks"

@@ -1,0 +1,201 @@
+"""The service end to end: `mission up` serving the deployment, driven over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.api.conftest import Stack, follow, plan
+from tests.fakes.anthropic_server import FakeAnthropic
+
+pytestmark = pytest.mark.prefect
+
+
+def test_submitted_goal_streams_progress_until_a_completed_document(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue_plan(plan(("a", []), ("b", ["a"]), ("c", ["a"])))
+    with stack.client() as client:
+        created = client.post("/task/compound", json={"goal": "compare three things"})
+    assert created.status_code == 202
+    body = created.json()
+    assert len(body["id"]) == 36 and body["events_url"].endswith(f"/task/{body['id']}/events")
+
+    docs = follow(stack, body["id"])
+
+    states = [d["state"] for d in docs]
+    assert states[-1] == "Completed"
+    assert "Running" in states  # pushed while it ran, not only at the end
+    seen_running = {s["id"] for d in docs for s in d["subtasks"] if s["state"] == "Running"}
+    assert seen_running  # at least one subtask was seen running live
+    final = docs[-1]
+    assert final["counts"] == {
+        "total": 3, "pending": 0, "running": 0, "completed": 3,
+        "failed": 0, "cancelled": 0, "skipped": 0,
+    }  # fmt: skip
+    assert {item["subtask"] for item in final["learned"]} == {"a", "b", "c", "join"}
+    assert final["result"] and final["usage"]["input_tokens"] > 0
+    with stack.client() as client:
+        progress = client.get(f"/task/{body['id']}/progress").json()
+    assert progress["state"] == "Completed" and progress["result"] == final["result"]
+    # Each message is a change: no two consecutive documents are the same.
+    assert all(a != b for a, b in itertools.pairwise(docs))
+
+
+def test_event_stream_resumes_from_last_event_id_and_sends_heartbeats(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: slow", delay=2.5)
+    run_id = stack.submit(goal="one slow step", plan=plan(("slow", [])))
+    with stack.client() as client:
+        first = client.get(f"/task/{run_id}/progress").json()
+    lines: list[str] = []
+    with (
+        stack.client() as client,
+        client.stream("GET", f"/task/{run_id}/events", timeout=60) as response,
+    ):
+        for line in response.iter_lines():
+            lines.append(line)
+            if line == "event: end":
+                break
+    assert ": heartbeat" in lines  # the 2.5 s subtask outlasts the 1 s heartbeat
+    ids = [line.removeprefix("id: ") for line in lines if line.startswith("id: ")]
+    assert ids and first  # every progress message carries an id
+
+    # Reconnecting with the last id: the client already has the final document.
+    with (
+        stack.client() as client,
+        client.stream(
+            "GET", f"/task/{run_id}/events", headers={"Last-Event-ID": ids[-1]}, timeout=30
+        ) as response,
+    ):
+        again = list(response.iter_lines())
+    assert "event: progress" not in again and "event: end" in again
+
+
+def test_cancel_stops_model_calls_and_frees_the_tier_slot(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    # structured=1 in this stack: the chain holds the tier's only slot while s1 runs.
+    fake_anthropic.on("Subtask id: s1", delay=4.0)
+    run_id = stack.submit(
+        goal="a long chain",
+        plan=plan(("s1", []), ("s2", ["s1"]), ("s3", ["s2"]), tier="structured"),
+    )
+    deadline = time.monotonic() + 60
+    while not fake_anthropic.calls_for("Subtask id: s1"):
+        assert time.monotonic() < deadline, "s1 never called its model"
+        time.sleep(0.05)
+    with stack.client() as client:
+        cancelled = client.post(f"/task/{run_id}/cancel")
+    asked = time.time()
+    assert cancelled.status_code == 202, cancelled.text
+
+    docs = follow(stack, run_id, timeout=60)
+    assert docs[-1]["state"] == "Cancelled"
+    time.sleep(1.0)
+    assert [c for c in fake_anthropic.calls if c.start > asked] == []
+    assert not fake_anthropic.calls_for("Subtask id: s2")
+    # The killed run's slot came back: a new run on the same tier completes.
+    again = stack.submit(goal="after the cancel", plan=plan(("after", []), tier="structured"))
+    assert follow(stack, again, timeout=60)[-1]["state"] == "Completed"
+
+
+def test_same_idempotency_key_gives_the_same_run_never_two(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    body = {"goal": "idempotent goal", "plan": plan(("only", []))}
+    headers = {"Idempotency-Key": f"key-{time.time()}"}
+
+    def post() -> str:
+        with stack.client() as client:
+            response = client.post("/task/compound", json=body, headers=headers)
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(lambda _: post(), range(4)))
+    ids.add(post())
+    assert len(ids) == 1
+    with stack.client() as client:
+        other = client.post(
+            "/task/compound", json={**body, "goal": "something else"}, headers=headers
+        )
+        assert other.status_code == 422
+        assert "Idempotency-Key" in other.json()["detail"]
+        # Another client's identical key is its own request.
+        with stack.client("second-token-abcdef") as second:
+            theirs = second.post("/task/compound", json=body, headers=headers)
+        assert theirs.status_code == 202 and theirs.json()["id"] not in ids
+    for run_id in (*ids, theirs.json()["id"]):
+        assert follow(stack, run_id)[-1]["state"] == "Completed"
+
+
+def test_approval_pauses_after_planning_and_runs_the_edited_plan(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    run_id = stack.submit(
+        goal="plan then ask", plan=plan(("first", []), ("second", ["first"])), approve=True
+    )
+    paused = follow(stack, run_id, until="Paused")[-1]
+    assert [s["id"] for s in paused["subtasks"]] == ["first", "second"]
+    assert fake_anthropic.calls == []  # nothing runs before approval
+    with stack.client() as client:
+        bad = client.post(
+            f"/task/{run_id}/approve", json={"plan": plan(("x", ["y"]), ("y", ["x"]))}
+        )
+        assert bad.status_code == 422 and "cycle" in bad.json()["detail"]
+        assert client.get(f"/task/{run_id}/progress").json()["state"] == "Paused"
+        ok = client.post(f"/task/{run_id}/approve", json={"plan": plan(("edited", []))})
+        assert ok.status_code == 202, ok.text
+    final = follow(stack, run_id)[-1]
+    assert final["state"] == "Completed"
+    assert [s["id"] for s in final["subtasks"]] == ["edited"]
+    assert fake_anthropic.calls_for("Subtask id: edited")
+    assert not fake_anthropic.calls_for("Subtask id: first")
+
+
+def test_rejecting_a_plan_cancels_the_run(stack: Stack, fake_anthropic: FakeAnthropic) -> None:
+    run_id = stack.submit(goal="reject me", plan=plan(("never", [])), approve=True)
+    follow(stack, run_id, until="Paused")
+    with stack.client() as client:
+        assert client.post(f"/task/{run_id}/reject").status_code == 202
+        assert client.post(f"/task/{run_id}/approve").status_code in (409, 202)
+    final = follow(stack, run_id, timeout=60)[-1]
+    assert final["state"] == "Cancelled"
+    assert not fake_anthropic.calls_for("Subtask id: never")
+
+
+def test_budget_halts_the_run_and_says_so(stack: Stack, fake_anthropic: FakeAnthropic) -> None:
+    # Every fake call uses 120 tokens; after two, 240 >= 200 and nothing more may start.
+    chain = plan(("a", []), ("b", ["a"]), ("c", ["b"]), ("d", ["c"]))
+    run_id = stack.submit(goal="spend carefully", plan=chain, budget={"max_tokens": 200})
+    final = follow(stack, run_id)[-1]
+    assert final["state"] == "Failed"
+    assert final["message"].startswith("budget exceeded: 240 tokens used of 200")
+    assert final["budget"]["max_tokens"] == 200
+    assert final["budget"]["exceeded"] == "240 tokens used of 200"
+    assert final["counts"]["cancelled"] == 2
+    assert {s["id"]: s["state"] for s in final["subtasks"]} == {
+        "a": "Completed", "b": "Completed", "c": "Halted", "d": "Halted",
+    }  # fmt: skip
+    assert len(fake_anthropic.calls) == 2  # no call for c, d or the join
+    assert "budget exceeded" in final["result"]
+
+
+def test_list_shows_recent_goal_runs_newest_first(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    first = stack.submit(goal="listed one", plan=plan(("x", [])))
+    second = stack.submit(goal="listed two", plan=plan(("x", [])))
+    with stack.client() as client:
+        page = client.get("/task", params={"limit": 2}).json()
+        rest = client.get("/task", params={"limit": 2, "offset": 2}).json()
+    assert [item["id"] for item in page["items"]] == [second, first]
+    assert page["next_offset"] == 2 and page["items"][0]["goal"] == "listed two"
+    assert {i["id"] for i in rest["items"]}.isdisjoint({first, second})
+    for run_id in (first, second):
+        follow(stack, run_id)
