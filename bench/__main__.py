@@ -305,7 +305,10 @@ def write_report(figures: dict[str, dict[str, float]], out: Path, repeats: int) 
         "  not stall when tried by hand). That is why the local gate is the default stack's gate.",
         "",
     ]
-    out.write_text("\n".join(lines))
+    from bench.service import MARKER
+
+    kept = out.read_text().partition(MARKER) if out.exists() else ("", "", "")
+    out.write_text("\n".join(lines) + ("\n" + kept[1] + kept[2] if kept[1] else ""))
     print(f"wrote {out} and {plot_dir / 'makespan.png'}")
 
 

@@ -59,6 +59,14 @@ class Counts(BaseModel):
     skipped: int = 0
 
 
+def count_states(subtasks: list[SubtaskProgress]) -> Counts:
+    counts = Counts(total=len(subtasks))
+    for s in subtasks:
+        bucket = STATE_BUCKETS.get(s.state, "pending")
+        setattr(counts, bucket, getattr(counts, bucket) + 1)
+    return counts
+
+
 class Learned(BaseModel):
     subtask: str
     text: str

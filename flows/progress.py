@@ -24,11 +24,11 @@ from core.progress import (
     STATE_BUCKETS,
     SUBTASK_TERMINAL,
     BudgetReport,
-    Counts,
     Learned,
     ProgressDocument,
     SubtaskProgress,
     UsageReport,
+    count_states,
 )
 from core.settings import Settings, get_settings
 from flows.compile import SUBTASK_RUN_NAME
@@ -151,7 +151,6 @@ async def read_progress(
     learned.sort(key=lambda item: item.at)
 
     subtasks: list[SubtaskProgress] = []
-    counts = Counts()
     for p in plan_rows:
         run = latest.get(p["id"])
         run_state = run.state if run is not None else None
@@ -188,9 +187,6 @@ async def read_progress(
                 error=error,
             )
         )
-        bucket = STATE_BUCKETS.get(state, "pending")
-        setattr(counts, bucket, getattr(counts, bucket) + 1)
-    counts.total = len(subtasks)
 
     providers = {row.get("provider") for row in records if row.get("provider")}
     limits = flow_run.parameters.get("budget")
@@ -206,7 +202,7 @@ async def read_progress(
         prefect_url=prefect_run_url(run_id),
         provider=providers.pop() if len(providers) == 1 else settings.resolved_provider,
         subtasks=subtasks,
-        counts=counts,
+        counts=count_states(subtasks),
         learned=learned,
         result=result,
         usage=UsageReport(**total.model_dump(), by_tier=by_tier),
@@ -248,6 +244,33 @@ def subtask_state_event(event: Event) -> tuple[str, SeenState] | None:
     )
 
 
+def _stage(state: str) -> int:
+    bucket = STATE_BUCKETS.get(state, "pending")
+    return 0 if bucket == "pending" else 1 if bucket == "running" else 2
+
+
+def with_announced(doc: ProgressDocument, seen: Mapping[str, SeenState]) -> ProgressDocument:
+    """The document with the subtask states events announced since it was read, so a change
+    is shown before the next read of the database (a state never moves backwards here)."""
+    subtasks = []
+    for s in doc.subtasks:
+        announced = seen.get(s.id)
+        if (
+            announced is not None
+            and announced.name != s.state
+            and s.state not in SUBTASK_TERMINAL
+            and _stage(announced.name) >= _stage(s.state)
+        ):
+            update: dict[str, Any] = {"state": announced.name}
+            if _stage(announced.name) == 1:
+                update["started_at"] = s.started_at or announced.at
+            elif announced.name in SUBTASK_TERMINAL:
+                update["ended_at"] = announced.at
+            s = s.model_copy(update=update)
+        subtasks.append(s)
+    return doc.model_copy(update={"subtasks": subtasks, "counts": count_states(subtasks)})
+
+
 async def watch_progress(
     client: PrefectClient, flow_run_id: UUID
 ) -> AsyncIterator[ProgressDocument]:
@@ -255,7 +278,8 @@ async def watch_progress(
     document.
 
     Changes are pushed by Prefect's event stream; there is no polling loop. A subtask's new
-    state is taken from its event at once (the database records it a moment later); events
+    state is shown from its event at once, then the document is read again (the database
+    records the state a moment later; learned text and usage arrive as artifacts); events
     that arrive while the document is being read are folded into the next read.
     """
     seen: dict[str, SeenState] = {}
@@ -288,6 +312,10 @@ async def watch_progress(
                     pumping.result()  # the stream failed: raise its error
                     return
                 changed.clear()
+                early = with_announced(doc, seen)
+                if early != doc:  # a subtask changed state: show it now, read the rest next
+                    doc = early
+                    yield doc
                 latest = await read_progress(client, flow_run_id, seen=seen)
                 if latest != doc:
                     doc = latest

@@ -6,7 +6,6 @@ Environment is set here, at import, because Prefect reads its settings when firs
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,16 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.stack import free_port
 
 _HOME = Path(tempfile.mkdtemp(prefix="mission-tests-"))
-_PREFECT_PORT = _free_port()
+_PREFECT_PORT = free_port()
 _FAKE = FakeAnthropic().start()
 
 os.environ.update(

@@ -4,84 +4,36 @@ server, driven over HTTP; models are the fake Anthropic server."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Running
 
-from tests.conftest import _free_port
+from flows.compound_goal import compound_goal
+from tests.stack import TOKEN, Stack, start_stack, stop_stack
 
-PASSWORD = "correct horse battery staple"
-TOKEN = "test-token-0123456789"
-
-
-@dataclass
-class Stack:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def client(self, token: str | None = TOKEN) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-    def submit(self, **body: Any) -> str:
-        with self.client() as client:
-            response = client.post("/task/compound", json=body)
-        assert response.status_code == 202, response.text
-        return str(response.json()["id"])
-
-
-def start_stack(prefect_api_url: str, **env: str) -> Stack:
-    port = _free_port()
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - the child writes to it until it stops
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "up"],
-        env={
-            **os.environ,
-            "MISSION_PREFECT_API_URL": prefect_api_url,
-            "MISSION_PORT": str(port),
-            "MISSION_PASSWORD": PASSWORD,
-            "MISSION_API_TOKENS": f"{TOKEN},second-token-abcdef",
-            "MISSION_EVENTS_HEARTBEAT_S": "1",
-            **env,
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"mission up exited: {log.read().decode()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return Stack(url, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("mission up did not answer within 90 s")
-
-
-def stop_stack(stack: Stack) -> int:
-    stack.process.send_signal(signal.SIGINT)
-    return stack.process.wait(timeout=60)
+__all__ = ["TOKEN", "Stack", "follow", "plan"]
 
 
 @pytest.fixture(scope="session")
 def stack(prefect_server: str) -> Iterator[Stack]:
-    running = start_stack(prefect_server, MISSION_TIER_LIMITS="structured=1")
+    running = start_stack(
+        prefect_server, MISSION_TIER_LIMITS="structured=1", MISSION_EVENTS_HEARTBEAT_S="1"
+    )
     yield running
     stop_stack(running)
+
+
+@pytest.fixture
+def one_active_run(prefect_server: str) -> Iterator[None]:
+    """An app limited to one active goal run, and a goal run that counts as active."""
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(compound_goal, parameters={"goal": "holds the only slot"})
+        client.set_flow_run_state(run.id, Running(), force=True)
+        yield
+        client.set_flow_run_state(run.id, Cancelled(), force=True)
 
 
 def follow(stack: Stack, run_id: str, until: str | None = None, timeout: float = 90) -> list[dict]:

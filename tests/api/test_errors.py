@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Cancelled, Running
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from api.main import create_app
 from core.settings import Settings
-from flows.compound_goal import compound_goal
 from tests.api.conftest import TOKEN, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 
@@ -94,16 +90,6 @@ def test_finished_runs_cannot_be_cancelled_or_approved(stack: Stack) -> None:
         approve = client.post(f"/task/{run_id}/approve")
     assert cancel.status_code == 409 and "already ended" in cancel.json()["detail"]
     assert approve.status_code == 409 and "not waiting for approval" in approve.json()["detail"]
-
-
-@pytest.fixture
-def one_active_run(prefect_server: str) -> Iterator[None]:
-    """An app limited to one active goal run, and a goal run that counts as active."""
-    with get_client(sync_client=True) as client:
-        run = client.create_flow_run(compound_goal, parameters={"goal": "holds the only slot"})
-        client.set_flow_run_state(run.id, Running(), force=True)
-        yield
-        client.set_flow_run_state(run.id, Cancelled(), force=True)
 
 
 def _app(**overrides: object) -> TestClient:

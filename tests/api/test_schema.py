@@ -7,7 +7,6 @@ instead of starting goal runs for random text; every other path runs for real.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,16 +21,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.main import create_app
 from core.settings import Settings
-from tests.api.conftest import TOKEN
-from tests.api.test_errors import one_active_run  # noqa: F401 - a fixture used below
+from tests.stack import TOKEN, free_port
 
 pytestmark = pytest.mark.prefect
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,7 @@ def api_url(prefect_server: str) -> Iterator[str]:
             password=SecretStr("unused-password"), api_tokens=SecretStr(TOKEN), max_active_runs=1
         )
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -69,7 +61,7 @@ def _fuzz(operation: Any, excluded: list[Any]) -> None:
 
 def test_api_answers_every_generated_request_within_its_schema(
     api_url: str,
-    one_active_run: None,  # noqa: F811
+    one_active_run: None,
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import start_stack, stop_stack
+from tests.stack import start_stack, stop_stack
 
 
 def test_up_refuses_to_start_without_a_password() -> None:
