@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _zombie_after_a_missed_heartbeat(self) -> Settings:
+        if self.zombie_after_s <= self.heartbeat_s:
+            raise ValueError(
+                f"MISSION_ZOMBIE_AFTER_S ({self.zombie_after_s}) must exceed "
+                f"MISSION_HEARTBEAT_S ({self.heartbeat_s}), or live goal runs are marked Crashed"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _tiers_are_known(self) -> Settings:
         for name in (self.planner_tier, self.join_tier, *self.limits):
             if name not in self.tiers:
