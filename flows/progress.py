@@ -17,6 +17,7 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_UI_URL
+from pydantic import BaseModel
 
 from core.errors import InvalidInput
 from core.pricing import Usage
@@ -34,6 +35,7 @@ from core.settings import Settings, get_settings
 from flows.compile import SUBTASK_RUN_NAME
 from tasks.budget import BUDGET_ARTIFACT
 from tasks.records import RECORD_PREFIX
+from tasks.subtask import SubtaskResult
 
 PAGE = 200  # the Prefect server caps a page at 200 rows
 
@@ -79,6 +81,37 @@ def subtask_runs(task_runs: list[TaskRun]) -> dict[str, TaskRun]:
 async def _artifacts(client: PrefectClient, flow_run_id: UUID) -> list[Artifact]:
     body = {"artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "sort": "CREATED_DESC"}
     return [Artifact.model_validate(r) for r in await _all(client, "/artifacts/filter", body)]
+
+
+class SubtaskDetail(BaseModel):
+    """One subtask's full output (the progress document carries only its learned line)."""
+
+    id: str
+    state: str
+    learned: str | None = None
+    output: str | None = None
+    error: str | None = None
+
+
+async def read_subtask(client: PrefectClient, flow_run_id: UUID, subtask_id: str) -> SubtaskDetail:
+    """The subtask's output, from its task run's persisted result (on the runner's disk)."""
+    run = subtask_runs(await _task_runs(client, flow_run_id)).get(subtask_id)
+    if run is None or run.state is None:
+        raise UnknownGoalRun(f"goal run {flow_run_id} has no started subtask {subtask_id!r}")
+    state = run.state
+    detail = SubtaskDetail(id=subtask_id, state=state.name or "Pending")
+    if state.is_completed():
+        try:
+            value = await state.aresult(raise_on_failure=False)
+        except Exception as exc:  # e.g. the result lives on another machine's disk
+            detail.error = f"the output is not readable from here: {exc}"
+            return detail
+        if isinstance(value, SubtaskResult):
+            detail.learned, detail.output = value.learned or None, value.output or None
+            detail.error = value.reason
+    elif state.is_failed() or state.is_crashed() or state.is_cancelled():
+        detail.error = state.message
+    return detail
 
 
 def _table(data: Any) -> list[dict[str, Any]]:

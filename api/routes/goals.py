@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from prefect.client.schemas.objects import FlowRun
 
@@ -23,10 +23,10 @@ from api.schemas import (
     GoalSummary,
 )
 from core.errors import InvalidInput
-from core.plan import check_goal, validate_plan
+from core.plan import SLUG_PATTERN, check_goal, validate_plan
 from core.progress import ProgressDocument
 from flows import goal_runs
-from flows.progress import prefect_run_url, read_progress
+from flows.progress import SubtaskDetail, prefect_run_url, read_progress, read_subtask
 
 router = APIRouter(
     prefix="/task",
@@ -134,6 +134,20 @@ async def list_goals(
 async def goal_progress(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> ProgressDocument:
     """The progress document, read from the Prefect API."""
     return await read_progress(prefect, flow_run_id)
+
+
+@router.get(
+    "/{flow_run_id}/subtasks/{subtask_id}", response_model=SubtaskDetail, responses=NOT_FOUND
+)
+async def subtask_detail(
+    flow_run_id: UUID,
+    subtask_id: Annotated[str, Path(max_length=40, pattern=SLUG_PATTERN)],
+    user: UserDep,
+    prefect: PrefectDep,
+) -> SubtaskDetail:
+    """One subtask's full output, learned line and error."""
+    await goal_runs.read_goal_run(prefect, flow_run_id)
+    return await read_subtask(prefect, flow_run_id, subtask_id)
 
 
 def _version(doc: ProgressDocument) -> str:

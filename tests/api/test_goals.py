@@ -41,6 +41,16 @@ def test_submitted_goal_streams_progress_until_a_completed_document(
     with stack.client() as client:
         progress = client.get(f"/task/{body['id']}/progress").json()
     assert progress["state"] == "Completed" and progress["result"] == final["result"]
+    with stack.client() as client:
+        detail = client.get(f"/task/{body['id']}/subtasks/b").json()
+        missing = client.get(f"/task/{body['id']}/subtasks/zz")
+        malformed = client.get(f"/task/{body['id']}/subtasks/Not%20A%20Slug")
+    assert detail == {
+        "id": "b", "state": "Completed", "learned": "b learned something",
+        "output": "output of b", "error": None,
+    }  # fmt: skip
+    assert missing.status_code == 404 and "'zz'" in missing.json()["detail"]
+    assert malformed.status_code == 422
     # Each message is a change: no two consecutive documents are the same.
     assert all(a != b for a, b in itertools.pairwise(docs))
 
