@@ -40,15 +40,15 @@ def _run_name() -> str:
 
 
 def _answer(joined: PrefectFuture[str], run_id: UUID) -> Any:
-    """The join's answer; with a wall-clock budget, given up on when the time runs out."""
+    """The join's answer. With a wall-clock budget, the run is halted when the time runs out:
+    model calls in flight finish, nothing else starts, and the join answers without a call."""
     left = seconds_left(run_id)
-    if left is None:
-        return joined.result(raise_on_failure=False)
-    try:
-        return joined.result(timeout=max(left, 0.0), raise_on_failure=False)
-    except TimeoutError:
-        halt(run_id, "the wall-clock budget ran out")
-        return "**Halted: the wall-clock budget ran out** before the final answer was written."
+    if left is not None:
+        try:
+            return joined.result(timeout=max(left, 0.0), raise_on_failure=False)
+        except TimeoutError:
+            halt(run_id, "the wall-clock budget ran out")
+    return joined.result(raise_on_failure=False)
 
 
 def plan_table(plan: Plan) -> list[dict[str, Any]]:

@@ -209,3 +209,28 @@ def test_list_shows_recent_goal_runs_newest_first(
     assert {i["id"] for i in rest["items"]}.isdisjoint({first, second})
     for run_id in (first, second):
         follow(stack, run_id)
+
+
+def test_wall_clock_and_subtask_budgets_halt_the_run(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: slow", delay=3.0)
+    timed = stack.submit(
+        goal="out of time", plan=plan(("slow", []), ("later", ["slow"])), budget={"max_seconds": 1}
+    )
+    too_big = stack.submit(
+        goal="too many steps",
+        plan=plan(("a", []), ("b", []), ("c", [])),
+        budget={"max_subtasks": 2},
+    )
+    timed_doc = follow(stack, timed)[-1]
+    assert timed_doc["state"] == "Failed"
+    assert timed_doc["budget"]["exceeded"] == "the wall-clock budget ran out"
+    assert {s["id"]: s["state"] for s in timed_doc["subtasks"]}["later"] == "Halted"
+    assert not fake_anthropic.calls_for("Subtask id: later")
+    big_doc = follow(stack, too_big)[-1]
+    assert big_doc["state"] == "Failed"
+    assert big_doc["message"] == (
+        "budget exceeded: the plan has 3 subtasks, the budget allows 2; nothing was run"
+    )
+    assert not fake_anthropic.calls_for("too many steps")
