@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from core.errors import ConfigurationError
-from core.local_server import connect
+from core.local_server import connect, stop_process_group
 from core.settings import Settings
 
 DEPLOYMENT_WAIT_S = 60.0
@@ -67,14 +66,7 @@ class Runner:
 
     def stop(self) -> None:
         """SIGTERM to the runner and its goal runs (they end Crashed), SIGKILL if they linger."""
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
 
 def cmd_up(settings: Settings, console: Console) -> int:

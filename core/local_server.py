@@ -85,14 +85,21 @@ class PrefectServer:
         raise ConfigurationError(f"the Prefect server did not start within {START_TIMEOUT_S:.0f} s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """SIGTERM to a child started with start_new_session and all its descendants; SIGKILL
+    if they are still there after `grace_s`."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def connect(
