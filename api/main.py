@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
@@ -17,7 +19,7 @@ from prefect.settings import PREFECT_API_URL
 from api.auth import Gate
 from api.hub import ProgressHub
 from api.limits import BodySizeLimit
-from api.routes import goals, session
+from api.routes import goals, pages, session
 from api.security import add_security_headers
 from core.errors import ConfigurationError, InvalidInput, MissionError
 from core.settings import Settings, get_settings
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(goals.router)
     app.include_router(session.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:

@@ -57,6 +57,13 @@ class GoalList(BaseModel):
     next_offset: int | None = Field(description="offset of the next page; null on the last")
 
 
+class PlanFile(BaseModel):
+    """A plan in the plan file's format (see README)."""
+
+    goal: str
+    subtasks: list[dict[str, Any]]
+
+
 class Approval(BaseModel):
     """Approve a paused goal run's plan, or send an edited plan to run instead."""
 

@@ -56,6 +56,7 @@ def plan_table(plan: Plan) -> list[dict[str, Any]]:
         {
             "id": s.id,
             "title": s.title,
+            "instruction": s.instruction,
             "kind": s.kind,
             "tier": s.tier,
             "temperature": s.temperature,

@@ -114,6 +114,40 @@ async def read_subtask(client: PrefectClient, flow_run_id: UUID, subtask_id: str
     return detail
 
 
+async def read_plan(client: PrefectClient, flow_run_id: UUID) -> dict[str, Any]:
+    """The goal run's current plan in the plan file's format (what approve accepts edited)."""
+    flow_run = await client.read_flow_run(flow_run_id)
+    rows: list[dict[str, Any]] = []
+    for artifact in reversed(await _artifacts(client, flow_run_id)):  # oldest first
+        if artifact.key == "goal-plan":
+            rows = _table(artifact.data)
+    if not rows:
+        raise UnknownGoalRun(f"goal run {flow_run_id} has no plan yet")
+    subtasks = []
+    for row in rows:
+        subtask: dict[str, Any] = {
+            "id": row["id"],
+            "title": row["title"],
+            "instruction": row.get("instruction", ""),
+            "kind": row["kind"],
+            "tier": row["tier"],
+            "depends_on": [
+                d.strip() for d in (row.get("depends_on") or "").split(",") if d.strip()
+            ],
+        }
+        if row.get("temperature") is not None:
+            subtask["temperature"] = row["temperature"]
+        if row.get("url"):
+            subtask["url"] = row["url"]
+        subtasks.append(subtask)
+    return {"goal": str(flow_run.parameters.get("goal", "")), "subtasks": subtasks}
+
+
+def _dependencies(row: dict[str, Any]) -> list[str]:
+    """A plan table row's `depends_on` cell ("a, b") as a list."""
+    return [d.strip() for d in (row.get("depends_on") or "").split(",") if d.strip()]
+
+
 def _table(data: Any) -> list[dict[str, Any]]:
     rows = json.loads(data) if isinstance(data, str) else data
     return rows if isinstance(rows, list) else []
@@ -213,7 +247,7 @@ async def read_progress(
                 tier=p["tier"],
                 model=row.get("model") or _model_of(p["tier"], settings),
                 state=state,
-                depends_on=[d.strip() for d in (p.get("depends_on") or "").split(",") if d.strip()],
+                depends_on=_dependencies(p),
                 started_at=started_at,
                 ended_at=ended_at,
                 learned=row.get("learned") if row.get("status") == "ok" else None,

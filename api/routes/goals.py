@@ -21,12 +21,19 @@ from api.schemas import (
     GoalList,
     GoalRequest,
     GoalSummary,
+    PlanFile,
 )
 from core.errors import InvalidInput
 from core.plan import SLUG_PATTERN, check_goal, validate_plan
 from core.progress import ProgressDocument
 from flows import goal_runs
-from flows.progress import SubtaskDetail, prefect_run_url, read_progress, read_subtask
+from flows.progress import (
+    SubtaskDetail,
+    prefect_run_url,
+    read_plan,
+    read_progress,
+    read_subtask,
+)
 
 router = APIRouter(
     prefix="/task",
@@ -148,6 +155,14 @@ async def subtask_detail(
     """One subtask's full output, learned line and error."""
     await goal_runs.read_goal_run(prefect, flow_run_id)
     return await read_subtask(prefect, flow_run_id, subtask_id)
+
+
+@router.get("/{flow_run_id}/plan", response_model=PlanFile, responses=NOT_FOUND)
+async def goal_plan(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> dict[str, Any]:
+    """The goal run's plan in the plan file's format (instructions included): what
+    `approve` accepts, edited."""
+    await goal_runs.read_goal_run(prefect, flow_run_id)
+    return await read_plan(prefect, flow_run_id)
 
 
 def _version(doc: ProgressDocument) -> str:

@@ -154,6 +154,12 @@ def test_approval_pauses_after_planning_and_runs_the_edited_plan(
     assert [s["id"] for s in paused["subtasks"]] == ["first", "second"]
     assert fake_anthropic.calls == []  # nothing runs before approval
     with stack.client() as client:
+        shown = client.get(f"/task/{run_id}/plan").json()
+        assert shown["goal"] == "plan then ask"
+        assert [(s["id"], s["instruction"], s["depends_on"]) for s in shown["subtasks"]] == [
+            ("first", "do first", []),
+            ("second", "do second", ["first"]),
+        ]
         bad = client.post(
             f"/task/{run_id}/approve", json={"plan": plan(("x", ["y"]), ("y", ["x"]))}
         )

@@ -1,0 +1,425 @@
+"""The /tasks page in a real browser (Debian's Chromium via Playwright) against `mission up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
+
+from tests.api.conftest import Stack, plan
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.stack import PASSWORD
+
+pytestmark = pytest.mark.prefect
+
+CHROMIUM = Path("/usr/bin/chromium")
+RUN_URL = re.compile(r"/tasks/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Set to a folder (e.g. docs/screenshots) to write the page's screenshots there.
+SCREENSHOTS = os.environ.get("PAGE_SCREENSHOTS")
+expect.set_options(timeout=20_000)  # a goal run takes ~3 s to start on the runner
+UNTRUSTED_RESULT = """## Findings
+
+<script>window.__pwned=1</script> **bold** and *calm*
+
+- one
+- two
+
+[the docs](https://example.com/docs) and [a trap](javascript:window.__pwned=3)
+
+```
+<img src=x onerror="window.__pwned=2">
+```"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        why = "needs Debian's Chromium at /usr/bin/chromium (scripts/setup installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(why)  # CI must run the browser tests, never skip them quietly
+        pytest.skip(why)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def _new_page(browser: Browser, stack: Stack, **options: Any) -> Iterator[Page]:
+    """A page in a fresh context; fails the test on a script error or a CSP violation."""
+    context = browser.new_context(base_url=stack.url, **options)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+
+    def console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            problems.append(f"CSP violation: {message.text}")
+
+    page.on("console", console)
+    yield page
+    context.close()
+    assert problems == []
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    yield from _new_page(
+        browser,
+        stack,
+        viewport={"width": 1280, "height": 900},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+
+
+@pytest.fixture
+def phone(browser: Browser, stack: Stack) -> Iterator[Page]:
+    yield from _new_page(browser, stack, viewport={"width": 390, "height": 844}, is_mobile=True)
+
+
+def log_in(page: Page, path: str = "/tasks") -> None:
+    """Open `path`, get sent to the login form, log in, and land back on `path`."""
+    page.goto(path)
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+
+
+def node(page: Page, subtask: str) -> Any:
+    return page.locator(f'#dag [data-subtask="{subtask}"]')
+
+
+def test_page_sends_visitors_without_a_session_to_the_login_form(page: Page, stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url) as anonymous:
+        home = anonymous.get("/")
+        tasks = anonymous.get("/tasks")
+        one = anonymous.get("/tasks/0b3f7c7e-8a0c-4a55-9a4a-6f0d2f4c1e11")
+    assert (home.status_code, home.headers["location"]) == (303, "/tasks")
+    assert (tasks.status_code, tasks.headers["location"]) == (303, "/login?next=%2Ftasks")
+    assert one.headers["location"] == "/login?next=%2Ftasks%2F0b3f7c7e-8a0c-4a55-9a4a-6f0d2f4c1e11"
+
+    page.goto("/tasks")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Ftasks$"))
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("wrong password")
+    expect(page.locator("#goal")).to_have_count(0)
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/tasks$"))
+    expect(page.get_by_label("What should be done?")).to_be_visible()
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert csrf and len(csrf) >= 16
+
+    not_an_id = page.goto("/tasks/not-a-goal-run")
+    assert not_an_id is not None and not_an_id.status == 404
+    expect(page.locator(".notice")).to_contain_text("does not name a goal run")
+    unknown = "0b3f7c7e-8a0c-4a55-9a4a-6f0d2f4c1e11"
+    page.goto(f"/tasks/{unknown}")
+    expect(page.locator("#run-error")).to_have_text(f"No goal run has id {unknown}.")
+
+
+def test_refused_goal_is_explained_next_to_the_form(page: Page) -> None:
+    log_in(page)
+    form = page.locator("#goal-form")
+    form.get_by_role("button", name="Submit").click()
+    expect(form.get_by_role("alert")).to_have_text("Write a goal first.")
+
+    form.get_by_label("What should be done?").fill("x" * 4001)
+    form.get_by_text("Budget").click()
+    form.get_by_label("Max tokens").fill("1.5")
+    form.get_by_role("button", name="Submit").click()
+    expect(form.get_by_role("alert")).to_contain_text("Max tokens: enter a whole number")
+
+    form.get_by_label("Max tokens").fill("5000")
+    form.get_by_role("button", name="Submit").click()
+    expect(form.get_by_role("alert")).to_have_text(
+        "Not submitted. The goal is 4001 characters; the limit is 4000."
+    )
+    expect(page).to_have_url(re.compile(r"/tasks$"))  # nothing was started
+    expect(page.locator("#goal")).to_have_value("x" * 4001)  # nothing typed is lost
+
+
+def test_submitted_goal_updates_the_dag_live_and_renders_untrusted_output_as_text(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue_plan(plan(("x", []), ("y", ["x"]), ("z", ["x"])))
+    fake_anthropic.on(
+        "Subtask id: x",
+        tool_input={
+            "output": "<script>window.__pwned=1</script> **bold**",
+            "learned": "x found <b>two</b> facts",
+        },
+    )
+    fake_anthropic.on("Subtask id: y", delay=1.5)
+    fake_anthropic.on(
+        "Write the final answer", tool_input={"output": UNTRUSTED_RESULT, "learned": "joined"}
+    )
+    log_in(page)
+    page.evaluate("window.__sameDocument = true")
+
+    page.get_by_label("What should be done?").fill("compare three things")
+    page.get_by_role("button", name="Submit").click()
+
+    expect(page).to_have_url(RUN_URL)
+    run_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#run-id")).to_have_text(run_id)
+    expect(node(page, "y")).to_have_attribute("data-state", "Running")
+    expect(node(page, "x")).to_have_attribute("data-state", "Completed")
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    expect(node(page, "y")).to_have_attribute("data-state", "Completed")
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+
+    learned = page.locator("#learned li")
+    expect(learned).to_have_count(4)  # x, y, z and the join
+    expect(learned.first).to_contain_text("x found <b>two</b> facts")
+    expect(page.locator("#subtasks tbody tr")).to_have_count(3)
+    assert page.locator("#stat-tokens").inner_text() != "0"
+
+    result = page.locator("#result")
+    expect(result.locator("h2")).to_have_text("Findings")
+    expect(result).to_contain_text("<script>window.__pwned=1</script>")
+    expect(result.locator("strong")).to_have_text("bold")
+    expect(result.locator("li")).to_have_count(2)
+    link = result.locator("a")
+    expect(link).to_have_count(1)
+    expect(link).to_have_attribute("href", "https://example.com/docs")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    assert result.locator("script, img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+    page.locator('#subtasks tbody tr[data-subtask="x"]').click()
+    detail = page.locator("#subtask-detail")
+    expect(detail.locator("#detail-learned")).to_have_text("Learned: x found <b>two</b> facts")
+    output = detail.locator("#detail-output")
+    expect(output).to_contain_text("<script>window.__pwned=1</script>")
+    expect(output.locator("strong")).to_have_text("bold")
+    assert detail.locator("script").count() == 0
+
+    page.locator("#copy-run-id").click()
+    assert page.evaluate("navigator.clipboard.readText()") == run_id
+    history = page.locator(f'#history a[data-run="{run_id}"]')
+    expect(history).to_have_attribute("aria-current", "page")
+    expect(history.locator(".pill")).to_have_text("Completed")
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_cancel_button_stops_a_running_goal_run(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: s1", delay=4.0)
+    run_id = stack.submit(goal="a long chain", plan=plan(("s1", []), ("s2", ["s1"])))
+    log_in(page, f"/tasks/{run_id}")
+    expect(node(page, "s1")).to_have_attribute("data-state", "Running")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel run").click()
+
+    expect(page.locator("#cancel-status")).to_have_text("Cancelling…")
+    expect(page.locator("#run-state")).to_have_text("Cancelled", timeout=30_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#cancel-status")).to_be_hidden()
+    expect(node(page, "s2")).not_to_have_attribute("data-state", "Completed")
+    assert not fake_anthropic.calls_for("Subtask id: s2")
+
+
+def test_plan_approval_shows_the_plan_refuses_a_bad_edit_and_runs_once_approved(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue_plan(plan(("first", []), ("second", ["first"])))
+    log_in(page)
+    page.get_by_label("What should be done?").fill("plan then ask me")
+    page.get_by_label("Ask me to approve the plan").check()
+    page.get_by_role("button", name="Submit").click()
+
+    approval = page.locator("#approval")
+    expect(page.locator("#run-state")).to_have_text("Paused", timeout=30_000)
+    expect(approval).to_be_visible()
+    expect(approval.locator("#approval-plan li")).to_have_count(2)
+    expect(approval.locator("#approval-plan")).to_contain_text("second")
+    assert fake_anthropic.calls_for("Subtask id:") == []  # nothing ran before approval
+
+    approval.get_by_role("button", name="Edit").click()
+    editor = page.get_by_label("Plan (JSON)")
+    expect(editor).to_have_value(re.compile(r'"instruction": "do first"'))  # the real plan
+    edited = json.loads(editor.input_value())
+    edited["subtasks"][0]["depends_on"] = ["second"]  # second already depends on first
+    editor.fill(json.dumps(edited))
+    approval.get_by_role("button", name="Approve edited plan").click()
+    expect(approval.locator("#approval-error")).to_contain_text("cycle")
+    expect(page.locator("#run-state")).to_have_text("Paused")
+
+    edited["subtasks"] = [{**edited["subtasks"][1], "depends_on": []}]  # only "second"
+    editor.fill(json.dumps(edited))
+    approval.get_by_role("button", name="Approve edited plan").click()
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    expect(approval).to_be_hidden()
+    expect(node(page, "second")).to_have_attribute("data-state", "Completed")
+    assert not fake_anthropic.calls_for("Subtask id: first")
+
+
+def first_running_event(stack: Stack, run_id: str) -> tuple[str, str]:
+    """The id and data of the run's first progress message showing a subtask running."""
+    with (
+        stack.client() as client,
+        client.stream("GET", f"/task/{run_id}/events", timeout=30) as response,
+    ):
+        event: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line:
+                field, _, value = line.partition(": ")
+                event[field] = value
+                continue
+            if event.get("event") == "progress":
+                doc = json.loads(event["data"])
+                if any(s["state"] == "Running" for s in doc["subtasks"]):
+                    return event["id"], event["data"]
+            event = {}
+    raise AssertionError("no subtask of the goal run was seen running")
+
+
+def test_dropped_event_stream_shows_reconnecting_and_the_run_still_completes(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: a", delay=3.0)
+    run_id = stack.submit(goal="survive a dropped stream", plan=plan(("a", []), ("b", ["a"])))
+    connections: list[str] = []
+
+    def drop_the_first_stream(route: Route) -> None:
+        """The first stream delivers one document from mid-run, then the connection ends."""
+        connections.append(route.request.url)
+        if len(connections) > 1:
+            # Chromium adds Last-Event-ID below this layer, so it is not visible here.
+            route.continue_()
+            return
+        version, data = first_running_event(stack, run_id)
+        body = f"retry: 2500\n\nid: {version}\nevent: progress\ndata: {data}\n\n"
+        route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    page.route(f"**/task/{run_id}/events", drop_the_first_stream)
+    log_in(page, f"/tasks/{run_id}")
+
+    expect(node(page, "a")).to_have_attribute("data-state", "Running")
+    expect(page.locator("#connection")).to_have_text("Reconnecting…")
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    expect(node(page, "b")).to_have_attribute("data-state", "Completed")
+    expect(page.locator("#connection")).not_to_have_text("Reconnecting…")
+    assert len(connections) >= 2  # the browser reconnected by itself
+
+
+def test_page_fits_a_phone_screen(phone: Page, stack: Stack) -> None:
+    run_id = stack.submit(
+        goal="a wide plan on a narrow screen",
+        plan=plan(("alpha", []), ("beta", ["alpha"]), ("gamma", ["alpha"]), ("delta", ["beta"])),
+    )
+    log_in(phone, f"/tasks/{run_id}")
+    expect(phone.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    widths = phone.evaluate(
+        "[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]"
+    )
+    assert max(widths[:2]) <= widths[2], widths  # nothing sticks out sideways
+    table = phone.locator("#subtasks").locator("..")
+    assert table.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls instead
+    run_box = phone.locator("#run-view").bounding_box()
+    form_box = phone.locator("#goal-form").bounding_box()
+    assert run_box and form_box and run_box["y"] < form_box["y"]  # the open run comes first
+
+
+@pytest.mark.skipif(not SCREENSHOTS, reason="set PAGE_SCREENSHOTS=docs/screenshots to write them")
+def test_screenshots_of_a_running_and_a_finished_goal_run(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    folder = Path(SCREENSHOTS or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = [
+        ("scope", "Define the market and the criteria", "extract", "fast", [], 0.6),
+        ("competitors", "Find the five main competitors", "extract", "fast", ["scope"], 1.0),
+        ("pricing", "Compare their pricing", "structure", "structured", ["competitors"], 4.0),
+        ("features", "Compare their features", "extract", "fast", ["competitors"], 3.5),
+        ("reviews", "Summarise customer reviews", "extract", "fast", ["competitors"], 3.0),
+        ("positioning", "Assess positioning", "synthesize", "deep", ["pricing", "features"], 1),
+        ("summary", "Write the summary", "write", "writer", ["positioning", "reviews"], 0.5),
+    ]
+    fake_anthropic.enqueue_plan(
+        {
+            "subtasks": [
+                {"id": i, "title": t, "instruction": t, "kind": k, "tier": tier, "depends_on": d}
+                for i, t, k, tier, d, _ in steps
+            ]
+        }
+    )
+    for sid, title, *_, delay in steps:
+        fake_anthropic.on(
+            f"Subtask id: {sid}",
+            delay=delay,
+            tool_input={"output": f"{title}: done.", "learned": LEARNED[sid]},
+        )
+    fake_anthropic.on(
+        "Write the final answer", tool_input={"output": SUMMARY, "learned": "summary written"}
+    )
+    log_in(page)
+    page.get_by_label("What should be done?").fill(
+        "Research the top 5 competitors in this space and write a summary"
+    )
+    page.get_by_role("button", name="Submit").click()
+    expect(node(page, "features")).to_have_attribute("data-state", "Running", timeout=30_000)
+    expect(node(page, "pricing")).to_have_attribute("data-state", "Running")
+    time.sleep(1.2)
+    page.screenshot(path=str(folder / "tasks-running.png"))
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    page.screenshot(path=str(folder / "tasks-finished.png"))
+
+
+LEARNED = {
+    "scope": "The market is B2B note-taking tools for teams of 10-500 people.",
+    "competitors": "Five competitors stand out: Northwind, Fabrikam, Contoso, Litware, Tailspin.",
+    "pricing": "Prices range from $6 to $15 per seat a month; only Contoso has a free tier.",
+    "features": "All five sync offline; only Fabrikam and Litware offer end-to-end encryption.",
+    "reviews": "Reviewers praise Northwind's search and complain about Tailspin's mobile app.",
+    "positioning": "Northwind leads on search, Fabrikam on security, Contoso on price.",
+    "summary": "A one-page summary with a comparison table and three recommendations.",
+}
+SUMMARY = """## Top 5 competitors
+
+Five products compete for teams of 10-500 people. **Northwind** leads on search,
+**Fabrikam** on security and **Contoso** on price.
+
+| Product | From (seat/month) | Encryption | Free tier |
+|---|---|---|---|
+| Northwind | $12 | at rest | no |
+| Fabrikam | $15 | end-to-end | no |
+| Contoso | $6 | at rest | yes |
+| Litware | $10 | end-to-end | no |
+| Tailspin | $8 | at rest | no |
+
+### Recommendations
+
+1. Match Contoso's free tier for teams under 10.
+2. Ship end-to-end encryption before the next pricing change.
+3. Invest in mobile: it is the most common complaint about *Tailspin*.
+"""
