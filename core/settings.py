@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
 from core.plan import PlanLimits
+from core.web_guard import Allowlist
 
 
 class TierSpec(BaseModel):
@@ -94,10 +95,27 @@ class Settings(BaseSettings):
     heartbeat_s: int = Field(default=30, ge=30)  # Prefect refuses less
     zombie_after_s: int = Field(default=90, gt=0)
 
+    # Browse subtasks (tasks/browse.py): the browser, what the SSRF guard lets through, limits.
+    chromium_path: Path = Path("/usr/bin/chromium")
+    browse_allow: str = ""  # hosts / CIDRs, optionally with a port; see core.web_guard.Allowlist
+    browse_nav_timeout_s: float = Field(default=15.0, gt=0)
+    browse_total_s: float = Field(default=45.0, gt=0)
+    browse_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    browse_max_pages: int = Field(default=10, gt=0)  # top-level documents: redirects, popups count
+    browse_max_screenshots: int = Field(default=1, gt=0, le=20)
+    browse_text_chars: int = Field(default=20_000, gt=0)
+    browse_max_open: int = Field(default=4, gt=0)  # pages open at once in one worker process
+
     @field_validator("simulated_latency_ms", "tier_limits")
     @classmethod
     def _pairs_parse(cls, value: str) -> str:
         parse_pairs(value, "setting")
+        return value
+
+    @field_validator("browse_allow")
+    @classmethod
+    def _allowlist_parses(cls, value: str) -> str:
+        Allowlist.parse(value)
         return value
 
     @model_validator(mode="after")
@@ -127,6 +145,11 @@ class Settings(BaseSettings):
     def tokens(self) -> list[str]:
         """The API bearer tokens (`MISSION_API_TOKENS`, comma-separated)."""
         return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+
+    @property
+    def browse_allowlist(self) -> Allowlist:
+        """Where browse subtasks may go despite the SSRF guard (`MISSION_BROWSE_ALLOW`)."""
+        return Allowlist.parse(self.browse_allow)
 
     @property
     def latency_ms(self) -> dict[str, int]:
