@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,8 @@ from tasks.records import RECORD_PREFIX
 from tasks.subtask import SubtaskResult
 
 PAGE = 200  # the Prefect server caps a page at 200 rows
+# Prefect's wording around a task's exception; our own messages already say what failed.
+_PREFECT_PREFIX = re.compile(r"^Task run encountered an exception (?:[\w.]+: )?")
 
 
 class UnknownGoalRun(InvalidInput):
@@ -238,7 +241,7 @@ async def read_progress(
         row = by_step.get(p["id"], {})
         error = None
         if STATE_BUCKETS.get(state) in ("failed", "skipped"):
-            error = message or row.get("error")
+            error = _PREFECT_PREFIX.sub("", message or "") or row.get("error")
         subtasks.append(
             SubtaskProgress(
                 id=p["id"],

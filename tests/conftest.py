@@ -30,6 +30,8 @@ os.environ.update(
     PREFECT_UI_URL=f"http://127.0.0.1:{_PREFECT_PORT}",
     PREFECT_SERVER_ANALYTICS_ENABLED="false",
     PREFECT_LOGGING_LEVEL="WARNING",
+    # Run logs are not read by any test; shipping them only adds noise at interpreter exit.
+    PREFECT_LOGGING_TO_API_ENABLED="false",
 )
 for name in list(os.environ):
     if name.startswith("MISSION_") and name not in {
