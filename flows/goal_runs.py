@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -26,13 +28,7 @@ from flows.compound_goal import FLOW_NAME
 from flows.progress import UnknownGoalRun
 from flows.serve import DEPLOYMENT_PATH
 
-ACTIVE = [
-    StateType.SCHEDULED,
-    StateType.PENDING,
-    StateType.RUNNING,
-    StateType.PAUSED,
-    StateType.CANCELLING,
-]
+STARTED = [StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
 _GOALS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
 
 
@@ -67,13 +63,22 @@ async def find_by_idempotency(client: PrefectClient, tag: str) -> FlowRun | None
 
 
 async def count_active(client: PrefectClient) -> int:
-    """Goal runs that are waiting, running or paused (each holds a runner slot)."""
-    return await client.count_flow_runs(
+    """Goal runs that are due or started and not finished (each needs a runner slot). Runs a
+    schedule has created for later are not counted until they are due."""
+    started = await client.count_flow_runs(
         flow_filter=_GOALS,
         flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE))
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STARTED))
         ),
     )
+    due = await client.count_flow_runs(
+        flow_filter=_GOALS,
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+        ),
+    )
+    return started + due
 
 
 async def submit_goal_run(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Cancelled, Scheduled
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from api.main import create_app
 from core.settings import Settings
-from tests.api.conftest import TOKEN, Stack, plan
+from flows.compound_goal import compound_goal
+from tests.api.conftest import TOKEN, Stack, follow, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 
 pytestmark = pytest.mark.prefect
@@ -82,8 +86,6 @@ def test_unknown_and_malformed_ids(stack: Stack) -> None:
 
 def test_finished_runs_cannot_be_cancelled_or_approved(stack: Stack) -> None:
     run_id = stack.submit(goal="quick", plan=plan(("q", [])))
-    from tests.api.conftest import follow
-
     assert follow(stack, run_id)[-1]["state"] == "Completed"
     with stack.client() as client:
         cancel = client.post(f"/task/{run_id}/cancel")
@@ -117,3 +119,23 @@ def test_prefect_unreachable_gives_503_with_a_clear_message() -> None:
     assert response.status_code == 503
     assert "Prefect server at http://127.0.0.1:9/api is unreachable" in response.json()["detail"]
     assert listing.status_code == 503
+
+
+def test_runs_scheduled_for_later_do_not_count_against_the_cap(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    with get_client(sync_client=True) as prefect:
+        later = prefect.create_flow_run(
+            compound_goal,
+            parameters={"goal": "tomorrow's goal"},
+            state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1)),
+        )
+        try:
+            with _app(max_active_runs=1) as client:
+                response = client.post(
+                    "/task/compound", json={"goal": "today's goal", "plan": plan(("now", []))}
+                )
+            assert response.status_code == 202, response.text
+            assert follow(stack, response.json()["id"])[-1]["state"] == "Completed"
+        finally:
+            prefect.set_flow_run_state(later.id, Cancelled(), force=True)
