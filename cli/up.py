@@ -73,6 +73,8 @@ def cmd_up(settings: Settings, console: Console) -> int:
     from api.auth import Gate
 
     Gate.from_settings(settings)  # no password and not a local demo: refuse before starting
+    if settings.api_only and not settings.prefect_api_url:
+        raise ConfigurationError("MISSION_API_ONLY needs MISSION_PREFECT_API_URL (a shared server)")
     settings.home.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     with console.status("starting the Prefect server…"):
@@ -91,8 +93,9 @@ def cmd_up(settings: Settings, console: Console) -> int:
         with console.status("serving the compound-goal deployment…"):
             ensure_tier_limits(settings.limits)
             ensure_zombie_automation(settings.zombie_after_s)
-            runner = Runner.start(settings)
-            runner.wait_until_serving(settings)
+            if not settings.api_only:  # with MISSION_API_ONLY, workers run the goals
+                runner = Runner.start(settings)
+                runner.wait_until_serving(settings)
         app = create_app(settings)
         base = f"http://{settings.host}:{settings.port}"
         endpoint = os.environ.get("ANTHROPIC_BASE_URL") or "api.anthropic.com"

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
 
     # The service (`mission up`): where it listens and who may use it.
+    deployment: str = "compound-goal/compound-goal"
+    api_only: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     password: SecretStr | None = None

@@ -26,7 +26,6 @@ from prefect.states import Cancelled, Cancelling
 from core.errors import InvalidInput, MissionError
 from flows.compound_goal import FLOW_NAME
 from flows.progress import UnknownGoalRun
-from flows.serve import DEPLOYMENT_PATH
 
 STARTED = [StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
 _GOALS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
@@ -82,14 +81,16 @@ async def count_active(client: PrefectClient) -> int:
 
 
 async def submit_goal_run(
-    client: PrefectClient, parameters: dict[str, Any], tag: str | None
+    client: PrefectClient, parameters: dict[str, Any], tag: str | None, deployment_path: str
 ) -> FlowRun:
-    """Create a goal run of the served deployment; the runner starts it within a poll."""
+    """Create a goal run of the deployment (`MISSION_DEPLOYMENT`: the one `mission up` serves,
+    or the work-pool one of prefect.yaml); its runner or a worker starts it within a poll."""
     try:
-        deployment = await client.read_deployment_by_name(DEPLOYMENT_PATH)
+        deployment = await client.read_deployment_by_name(deployment_path)
     except ObjectNotFound:
         raise NotServed(
-            f"no runner serves the {DEPLOYMENT_PATH} deployment; start the stack with `mission up`"
+            f"the {deployment_path} deployment does not exist; start the stack with "
+            "`mission up` (or deploy prefect.yaml and start workers)"
         ) from None
     return await client.create_flow_run_from_deployment(
         deployment.id,

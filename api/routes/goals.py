@@ -103,7 +103,7 @@ async def submit_goal(
             status_code=429,
             headers={"Retry-After": "10"},
         )
-    run = await goal_runs.submit_goal_run(prefect, parameters, tag)
+    run = await goal_runs.submit_goal_run(prefect, parameters, tag, settings.deployment)
     return _created(request, run)
 
 
