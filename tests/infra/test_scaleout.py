@@ -73,8 +73,9 @@ def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, 
     yield Stack(url, process), f"http://127.0.0.1:{prefect_port}/api", home
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
-    leftovers = subprocess.run(["pgrep", "-f", f"--port {prefect_port}"], capture_output=True)
-    assert leftovers.stdout == b""  # the Prefect server is gone
+    server = f"prefect server start --host 127.0.0.1 --port {prefect_port}"
+    leftovers = subprocess.run(["pgrep", "-f", server], capture_output=True, text=True)
+    assert leftovers.returncode == 1, leftovers  # no such process: the Prefect server is gone
     assert not _reachable(api_port)  # and the API
 
 
