@@ -19,12 +19,13 @@ from prefect.settings import PREFECT_API_URL
 from api.auth import Gate
 from api.hub import ProgressHub
 from api.limits import BodySizeLimit
-from api.routes import goals, pages, session
+from api.routes import goals, pages, schedules, session
 from api.security import add_security_headers
 from core.errors import ConfigurationError, InvalidInput, MissionError
 from core.settings import Settings, get_settings
 from flows.goal_runs import NotServed, WrongState
 from flows.progress import UnknownGoalRun
+from flows.schedules import UnknownSchedule
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,11 @@ def _readable(exc: RequestValidationError) -> str:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    # The most specific first: UnknownGoalRun and WrongState are InvalidInput too.
+    # The most specific first: UnknownGoalRun, UnknownSchedule and WrongState are
+    # InvalidInput too.
     @app.exception_handler(UnknownGoalRun)
-    async def unknown(_: Request, exc: UnknownGoalRun) -> JSONResponse:
+    @app.exception_handler(UnknownSchedule)
+    async def unknown(_: Request, exc: InvalidInput) -> JSONResponse:
         return _error(404, exc.message)
 
     @app.exception_handler(WrongState)
@@ -106,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gate = gate
     _add_error_handlers(app)
     app.include_router(goals.router)
+    app.include_router(schedules.router)
     app.include_router(session.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -76,3 +76,40 @@ class Accepted(BaseModel):
     id: str
     state: str
     message: str
+
+
+class ScheduleRequest(BaseModel):
+    """A recurring goal: the goal (with an optional ready plan and budget) and when to run it,
+    as a cron expression in a timezone or an interval in seconds (exactly one of the two)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    goal: str = Field(description="what you want done, in words")
+    cron: str | None = Field(default=None, description='a cron expression, e.g. "0 8 * * 1"')
+    timezone: str = Field(default="UTC", description="IANA timezone for cron, e.g. Europe/Paris")
+    interval_s: float | None = Field(
+        default=None, description="seconds between runs, from 60 to 31622400 (a year)"
+    )
+    plan: dict[str, Any] | None = Field(
+        default=None, description="a ready plan (the plan file format); skips the planner"
+    )
+    budget: Budget | None = None
+    active: bool = Field(default=True, description="false creates it paused")
+
+
+class Schedule(BaseModel):
+    """A recurring goal: a Prefect deployment schedule carrying the goal as its parameters."""
+
+    id: str = Field(description="the Prefect deployment schedule's id")
+    goal: str
+    cron: str | None
+    interval_s: int | None
+    timezone: str
+    active: bool
+    plan: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+    next_runs: list[datetime] = Field(description="the next start times; empty when paused")
+
+
+class ScheduleList(BaseModel):
+    items: list[Schedule]

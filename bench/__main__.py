@@ -21,10 +21,20 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from bench.goal_timer import (
+    LATENCY_MS,
+    LIMITS,
+    SEED,
+    SUBTASKS,
+    GoalTimer,
+    free_port,
+    prefect_tag_limits,
+    simulated_env,
+    tier_limits,
+)
+from bench.report import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-LATENCY_MS = {"vision": 1000, "fast": 200, "structured": 400, "deep": 800, "writer": 600}
-LIMITS = {"vision": 3, "fast": 4, "structured": 2, "deep": 2, "writer": 1}
-SUBTASKS, SEED = 50, 7
 SPREAD: dict[tuple[str, str], tuple[float, float]] = {}  # (config, executor) -> (min, max)
 
 
@@ -40,17 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="mission-bench-"))
-    os.environ.update(
-        MISSION_HOME=str(home),
-        MISSION_PROVIDER="simulated",
-        MISSION_SIMULATED_LATENCY_MS=",".join(f"{k}={v}" for k, v in LATENCY_MS.items()),
-        MISSION_MAX_SUBTASKS="60",
-        PREFECT_LOGGING_LEVEL="ERROR",
-    )
-    os.environ.pop("MISSION_TIER_LIMITS", None)
+    simulated_env(home)
     from core.local_server import PrefectServer, connect
 
-    server = PrefectServer(home=home, port=_free_port())
+    server = PrefectServer(home=home, port=free_port())
     server.start()
     try:
         connect(home, server.port, server.api_url)
@@ -61,48 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_makespan(repeats: int) -> dict[str, dict[str, float]]:
     # Prefect is imported only after `connect` pointed it at the server.
-    from prefect.client.orchestration import get_client
-
-    from bench.executors import critical_path_s, ideal_s, list_schedule_s, random_dag, waves_s
-    from core.plan import validate_plan
+    from bench.executors import critical_path_s, ideal_s, list_schedule_s, waves_s
     from core.settings import get_settings
-    from flows.compound_goal import compound_goal
-
-    def fresh_settings() -> None:
-        from core import gateway
-
-        get_settings.cache_clear()
-        gateway._providers.clear()
 
     settings = get_settings()
-    plan_data = random_dag(SUBTASKS, SEED)
-    plan = validate_plan(plan_data, settings.plan_limits())
+    ours = GoalTimer()
+    plan = ours.plan
     latency = {t: ms / 1000 for t, ms in LATENCY_MS.items()}
     join = settings.join_tier
-
-    def ours() -> float:
-        # From the call to the goal run's terminal state (when the page, the CLI and the API
-        # see the result); Prefect's heartbeat-thread teardown after that is not counted.
-        started = time.time()
-        state = compound_goal(
-            plan.goal, plan={"subtasks": plan_data["subtasks"]}, return_state=True
-        )
-        if not state.is_completed():
-            raise SystemExit(f"benchmark goal run did not complete: {state.message}")
-        last_run.append(state.state_details.flow_run_id)
-        return state.timestamp.timestamp() - started
-
-    last_run: list[UUID | None] = []
 
     ours()  # warm-up: imports, first connections, limits created; not counted
     figures: dict[str, dict[str, float]] = {}
@@ -116,32 +87,20 @@ def run_makespan(repeats: int) -> dict[str, dict[str, float]]:
     row["critical path"] = critical_path_s(plan, latency, join)
     row["list schedule"] = row["critical path"]
     print(_line(row, "ideal"), flush=True)
-    figures["start delay (ms)"] = start_delays_ms(last_run[-1], plan)
+    figures["start delay (ms)"] = start_delays_ms(ours.last_run, plan)
     summary = {k: v for k, v in figures["start delay (ms)"].items() if not k.startswith("sample")}
     print(f"  subtask start after its last dependency ended (ms): {summary}")
 
     print(f"makespan, {SUBTASKS} subtasks, tier limits {LIMITS}", flush=True)
     row = figures["tier limits"] = {}
-    os.environ["MISSION_TIER_LIMITS"] = ",".join(f"{k}={v}" for k, v in LIMITS.items())
-    fresh_settings()
-    ours()  # warm-up with the limits in place
-    row["ours"], samples = _median(ours, repeats)
+    with tier_limits("local"):
+        ours()  # warm-up with the limits in place
+        row["ours"], samples = _median(ours, repeats)
     SPREAD[("tier limits", "ours")] = (min(samples), max(samples))
-    os.environ["MISSION_TIER_GATE"] = "prefect"
-    fresh_settings()
-    row["ours, prefect gate"], _ = _median(ours, repeats)
-    del os.environ["MISSION_TIER_GATE"], os.environ["MISSION_TIER_LIMITS"]
-    fresh_settings()
-    # Prefect's stock answer: tag concurrency limits on the same tier tags.
-    with get_client(sync_client=True) as client:
-        for tier, limit in LIMITS.items():
-            client.upsert_global_concurrency_limit_by_name(f"tag:tier:{tier}", limit)
-    try:
+    with tier_limits("prefect"):
+        row["ours, prefect gate"], _ = _median(ours, repeats)
+    with prefect_tag_limits():  # Prefect's stock answer: tag limits on the same tier tags
         row["prefect tag limits"], _ = _median(ours, repeats)
-    finally:
-        with get_client(sync_client=True) as client:
-            for tier in LIMITS:
-                client.delete_global_concurrency_limit_by_name(f"tag:tier:{tier}")
     row["waves"], _ = _median(lambda: waves_s(plan, latency, join, LIMITS), repeats)
     row["ideal"], _ = _median(lambda: ideal_s(plan, latency, join, LIMITS), repeats)
     row["critical path"] = critical_path_s(plan, latency, join)
@@ -305,10 +264,7 @@ def write_report(figures: dict[str, dict[str, float]], out: Path, repeats: int) 
         "  not stall when tried by hand). That is why the local gate is the default stack's gate.",
         "",
     ]
-    from bench.service import MARKER
-
-    kept = out.read_text().partition(MARKER) if out.exists() else ("", "", "")
-    out.write_text("\n".join(lines) + ("\n" + kept[1] + kept[2] if kept[1] else ""))
+    write_section(out, "", lines)
     print(f"wrote {out} and {plot_dir / 'makespan.png'}")
 
 

@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.report import SERVICE, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = "<!-- service benchmark: rewritten by python -m bench.service -->"
 SUBTASKS = 24
 STEP_S = 0.25  # subtask i replies after (i + 1) * STEP_S: one completion every 250 ms
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_stack(stack)
         server.stop()
         fake.stop()
-    write_section(args.out, latency, submit, idle, busy, args.runs)
+    write_report(args.out, latency, submit, idle, busy, args.runs)
     return 0
 
 
@@ -216,7 +217,7 @@ def _row(name: str, values: list[float]) -> str:
     )
 
 
-def write_section(
+def write_report(
     out: Path,
     latency: dict[str, list[float]],
     submit: dict[str, list[float]],
@@ -229,7 +230,6 @@ def write_section(
     push, poll = latency["push"], latency["poll"]
     ratio = statistics.median(poll) / max(statistics.median(push), 1)
     lines = [
-        MARKER,
         "## 2. The service: pushed progress, submit to first call, progress under watchers",
         "",
         "Rewritten by `.venv/bin/python -m bench.service` (also run by `scripts/bench`).",
@@ -280,9 +280,7 @@ def write_section(
         _row("50", busy),
         "",
     ]
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    head = text.split(MARKER)[0].rstrip() + "\n\n"
-    out.write_text(head + "\n".join(lines))
+    write_section(out, SERVICE, lines)
     print("\n".join(lines))
 
 

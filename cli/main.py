@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from cli.schedule import add_parser as add_schedule_parser
 from core.errors import ConfigurationError, InvalidInput, MissionError
 from core.plan import check_goal, validate_plan
 from core.progress import ProgressDocument
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan = sub.add_parser("plan", help="print the validated plan for a goal as JSON")
     plan.add_argument("goal", help="the goal, in words")
+    add_schedule_parser(sub)
     return parser
 
 
@@ -159,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         if args.command == "plan":
             return cmd_plan(args, settings)
+        if args.command == "schedule":
+            from cli.schedule import cmd_schedule
+
+            return cmd_schedule(args, settings)
         if args.command == "up":
             from cli.up import cmd_up
 

@@ -154,13 +154,16 @@ def _run_goal(
             the_plan, {k: f.result(raise_on_failure=False) for k, f in futures.items()}
         )
     # Task run states reach the server's database a moment after the flow sees them; this
-    # table makes the finished goal run's document exact the instant the flow returns.
+    # table makes the finished goal run's document exact the instant the flow returns. Its
+    # attempt tells it apart from an earlier attempt's table when the goal run is retried.
+    attempt = flow_run.get_run_count()
     outcome = [
         {
             "id": k,
             "state": f.state.name,
             "message": f.state.message or "",
             "at": str(f.state.timestamp),
+            "attempt": attempt,
         }
         for k, f in futures.items()
     ]

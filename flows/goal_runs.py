@@ -21,13 +21,14 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled, Cancelling, Scheduled
 
 from core.errors import InvalidInput, MissionError
 from flows.compound_goal import FLOW_NAME
 from flows.progress import UnknownGoalRun
 
 STARTED = [StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+RETRYABLE = {StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 _GOALS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
 
 
@@ -101,8 +102,17 @@ async def submit_goal_run(
 
 
 async def list_goal_runs(client: PrefectClient, limit: int, offset: int) -> list[FlowRun]:
+    """Goal runs that are due or have run, newest first. Runs a schedule created for later
+    are left out: they would sort above everything that happened (a recurring goal's next
+    runs are listed with the recurring goal instead)."""
     return await client.read_flow_runs(
-        flow_filter=_GOALS, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit, offset=offset
+        flow_filter=_GOALS,
+        flow_run_filter=FlowRunFilter(
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC))
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -122,6 +132,29 @@ async def cancel_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) ->
     result = await client.set_flow_run_state(flow_run_id, new_state, force=True)
     if result.status != SetStateStatus.ACCEPT:
         raise WrongState(f"goal run {flow_run_id} could not be cancelled: {result.details}")
+    return await read_goal_run(client, flow_run_id)
+
+
+async def retry_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) -> FlowRun:
+    """Run a goal run that ended Failed, Crashed or Cancelled again, as the same run: its
+    runner or a worker picks it up within a poll, the plan and every subtask that finished
+    come from their persisted results (state Cached), and only the rest call their models."""
+    run = await read_goal_run(client, flow_run_id)
+    state = run.state
+    if state is None or state.type not in RETRYABLE:
+        raise WrongState(
+            f"goal run {flow_run_id} is {state.name if state else 'not started'}; only a "
+            "Failed, Crashed or Cancelled goal run can be retried"
+        )
+    if run.deployment_id is None:
+        raise WrongState(
+            f"goal run {flow_run_id} was run by `mission run`, not by the service; "
+            "run it again there"
+        )
+    retry: State[Any] = Scheduled(message=why)
+    result = await client.set_flow_run_state(flow_run_id, retry, force=True)
+    if result.status != SetStateStatus.ACCEPT:
+        raise WrongState(f"goal run {flow_run_id} could not be retried: {result.details}")
     return await read_goal_run(client, flow_run_id)
 
 

@@ -188,8 +188,13 @@ async def read_progress(
         if artifact.key == "goal-plan":
             plan_rows = _table(artifact.data)
         elif artifact.key == "goal-outcome":
-            outcome = {row["id"]: row for row in _table(artifact.data)}
-        elif artifact.key == "goal-result":
+            rows = _table(artifact.data)
+            # A retried goal run's earlier attempt left its own outcome and result: once the
+            # new attempt runs (run_count grows), they no longer describe it.
+            current = all(row.get("attempt", 1) == flow_run.run_count for row in rows)
+            outcome = {row["id"]: row for row in rows} if current else {}
+            result = None
+        elif artifact.key == "goal-result" and outcome:
             result = str(artifact.data)
         elif artifact.key == BUDGET_ARTIFACT:
             exceeded = artifact.description

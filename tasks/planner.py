@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from prefect import task
+from prefect.context import TaskRunContext
 
 from core.errors import PlanError
 from core.gateway import ModelRequest, Tool
@@ -89,7 +91,21 @@ def make_plan(goal: str, settings: Settings | None = None) -> Plan:
     raise PlanError(f"the planner's plan was invalid twice; last reason: {reason}")
 
 
-@task(name="plan goal", task_run_name="plan goal", retries=1, retry_condition_fn=retry_if_transient)
+def plan_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """One plan per goal run: a retry of the run takes the plan it made before, so its
+    finished subtasks (cached under the same plan) are reused instead of planned anew."""
+    digest = hashlib.sha256(str(parameters["goal"]).encode()).hexdigest()[:32]
+    return f"plan-{context.task_run.flow_run_id}-{digest}"
+
+
+@task(
+    name="plan goal",
+    task_run_name="plan goal",
+    retries=1,
+    retry_condition_fn=retry_if_transient,
+    persist_result=True,
+    cache_key_fn=plan_cache_key,
+)
 def plan_goal(goal: str) -> Plan:
     """The planner as a Prefect task: retried once on transient provider errors."""
     return make_plan(goal)

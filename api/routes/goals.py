@@ -1,4 +1,4 @@
-"""Goal runs over REST: submit, list, read progress, stream events, cancel, approve."""
+"""Goal runs over REST: submit, list, read progress, stream events, cancel, retry, approve."""
 
 from __future__ import annotations
 
@@ -62,6 +62,14 @@ def _created(request: Request, run: FlowRun) -> GoalCreated:
     )
 
 
+def _too_many(active: int, limit: int) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"{active} goal runs are active, the limit is {limit}"},
+        status_code=429,
+        headers={"Retry-After": "10"},
+    )
+
+
 @router.post(
     "/compound",
     status_code=202,
@@ -98,11 +106,7 @@ async def submit_goal(
         return _created(request, earlier)
     active = await goal_runs.count_active(prefect)
     if active >= settings.max_active_runs:
-        return JSONResponse(
-            {"detail": f"{active} goal runs are active, the limit is {settings.max_active_runs}"},
-            status_code=429,
-            headers={"Retry-After": "10"},
-        )
+        return _too_many(active, settings.max_active_runs)
     run = await goal_runs.submit_goal_run(prefect, parameters, tag, settings.deployment)
     return _created(request, run)
 
@@ -228,6 +232,28 @@ async def cancel_goal(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> 
     return Accepted(
         id=str(run.id), state=run.state.name if run.state else "-", message="cancelling"
     )
+
+
+@router.post(
+    "/{flow_run_id}/retry",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_FOUND
+    | CONFLICT
+    | {429: {"model": ErrorBody, "description": "too many goal runs are active"}},
+)
+async def retry_goal(
+    flow_run_id: UUID, user: UserDep, settings: SettingsDep, prefect: PrefectDep
+) -> Any:
+    """Run a Failed, Crashed or Cancelled goal run again, as the same run: subtasks that
+    finished are taken from their persisted results (Cached); only the rest call models."""
+    await goal_runs.read_goal_run(prefect, flow_run_id)  # 404 before the cap's 429
+    active = await goal_runs.count_active(prefect)
+    if active >= settings.max_active_runs:
+        return _too_many(active, settings.max_active_runs)
+    run = await goal_runs.retry_goal_run(prefect, flow_run_id, f"retried by {user.name}")
+    state = run.state.name if run.state else "Scheduled"
+    return Accepted(id=str(run.id), state=state, message="retrying")
 
 
 @router.post(

@@ -11,6 +11,7 @@ import { renderMarkdown } from "./markdown.js";
 import { SubtaskTable } from "./subtasks.js";
 
 const RETRY_MS = 3000;
+const RETRYABLE = new Set(["Failed", "Crashed", "Cancelled"]);
 
 export class RunView {
   /** `onDocument(doc)` after every document; `onFinished(doc)` once the run has ended. */
@@ -26,6 +27,7 @@ export class RunView {
     this.approval = new Approval(() => this.id);
     makeCopyButton(byId("copy-run-id"), () => this.id);
     byId("cancel").addEventListener("click", () => this.cancel());
+    byId("retry").addEventListener("click", () => this.retryRun());
     setInterval(() => this.tick(), 1000); // a local clock: it never asks the server
   }
 
@@ -48,6 +50,7 @@ export class RunView {
       byId(`stat-${stat}-note`).textContent = "";
     }
     byId("cancel").hidden = true;
+    byId("retry").hidden = true;
     byId("prefect-link").hidden = true;
     byId("learned").replaceChildren();
     byId("learned-empty").hidden = false;
@@ -201,6 +204,26 @@ export class RunView {
     button.hidden = finished;
     button.disabled = cancelling;
     say(byId("cancel-status"), cancelling ? "Cancelling…" : "");
+    byId("retry").hidden = !RETRYABLE.has(doc.state);
+  }
+
+  /** Run a Failed, Crashed or Cancelled goal run again, then follow it live once more. */
+  async retryRun() {
+    const id = this.id;
+    byId("retry").disabled = true;
+    try {
+      await api(`/task/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      say(byId("run-error"), "");
+      if (id !== this.id) return;
+      byId("retry").hidden = true;
+      clearTimeout(this.retry);
+      this.source?.close();
+      this.connect(); // the run's stream ended with the last attempt: follow the new one
+    } catch (error) {
+      say(byId("run-error"), error.message);
+    } finally {
+      byId("retry").disabled = false;
+    }
   }
 
   async cancel() {

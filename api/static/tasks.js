@@ -73,7 +73,89 @@ class RunList {
   }
 }
 
+const formatWhen = (text) => new Date(parseTime(text)).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+
+/** Recurring goals: a Prefect deployment schedule each; pause, resume, delete, add. */
+class ScheduleList {
+  constructor() {
+    this.list = byId("schedules");
+    this.list.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (button) this.act(button.dataset.id, button.dataset.action);
+    });
+    byId("schedule-form").addEventListener("submit", (event) => this.add(event));
+    byId("schedule-add").disabled = false;
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) byId("schedule-timezone").value = zone;
+  }
+
+  async refresh() {
+    try {
+      this.render((await api("/schedules")).items);
+      say(byId("schedules-error"), "");
+    } catch (error) {
+      say(byId("schedules-error"), `Could not load the recurring goals: ${error.message}`);
+    }
+  }
+
+  render(items) {
+    this.list.replaceChildren(
+      ...items.map((s) => {
+        const when = s.cron ? `cron ${s.cron} (${s.timezone})` : `every ${s.interval_s} s`;
+        const next = s.next_runs.length ? `next ${formatWhen(s.next_runs[0])}` : "paused";
+        const toggle = s.active ? "pause" : "resume";
+        return el(
+          "li",
+          { class: "schedule", "data-schedule": s.id, "data-active": String(s.active) },
+          el("span", { class: "history-goal", text: s.goal }),
+          el("span", { class: "muted schedule-when", text: `${when} · ${next}` }),
+          el(
+            "span",
+            { class: "schedule-actions" },
+            el("button", { type: "button", class: "quiet", "data-id": s.id, "data-action": toggle, text: toggle === "pause" ? "Pause" : "Resume" }),
+            el("button", { type: "button", class: "quiet", "data-id": s.id, "data-action": "delete", text: "Delete" }),
+          ),
+        );
+      }),
+    );
+    byId("schedules-empty").hidden = items.length > 0;
+  }
+
+  async act(id, action) {
+    try {
+      if (action === "delete") await api(`/schedules/${id}`, { method: "DELETE" });
+      else await api(`/schedules/${id}/${action}`, { method: "POST" });
+      await this.refresh();
+    } catch (error) {
+      say(byId("schedules-error"), `Not done. ${error.message}`);
+    }
+  }
+
+  async add(event) {
+    event.preventDefault();
+    const goal = byId("schedule-goal").value.trim();
+    const when = byId("schedule-when").value.trim();
+    if (!goal || !when) {
+      say(byId("schedules-error"), "Write a goal and when to run it.");
+      return;
+    }
+    const body = { goal, timezone: byId("schedule-timezone").value.trim() || "UTC" };
+    if (/^\d+(\.\d+)?$/.test(when)) body.interval_s = Number(when);
+    else body.cron = when;
+    try {
+      await api("/schedules", { method: "POST", body });
+      byId("schedule-goal").value = "";
+      byId("schedule-when").value = "";
+      say(byId("schedules-error"), "");
+      await this.refresh();
+    } catch (error) {
+      say(byId("schedules-error"), `Not added. ${error.message}`);
+    }
+  }
+}
+
 const runs = new RunList((id) => openRun(id, true));
+const schedules = new ScheduleList();
 const view = new RunView({
   onDocument: (doc) => runs.mark(doc),
   onFinished: () => runs.refresh(),
@@ -156,3 +238,4 @@ window.addEventListener("popstate", () => {
 const initial = byId("app").dataset.runId;
 if (initial) openRun(initial, false);
 runs.refresh();
+schedules.refresh();

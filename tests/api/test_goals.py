@@ -115,6 +115,48 @@ def test_cancel_stops_model_calls_and_frees_the_tier_slot(
     assert follow(stack, again, timeout=60)[-1]["state"] == "Completed"
 
 
+def test_retry_reruns_a_failed_goal_run_reusing_its_plan_and_finished_subtasks(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue_plan(plan(("a", []), ("b", ["a"]), ("c", ["b"])))
+    fake_anthropic.on("Subtask id: b\n", times=1, status=400)  # not retried: b fails once
+    with stack.client() as client:
+        run_id = client.post("/task/compound", json={"goal": "try twice"}).json()["id"]
+    failed = follow(stack, run_id)[-1]
+    assert failed["state"] == "Failed"
+    assert {s["id"]: s["state"] for s in failed["subtasks"]} == {
+        "a": "Completed", "b": "Failed", "c": "Skipped",
+    }  # fmt: skip
+
+    with stack.client() as client:
+        retried = client.post(f"/task/{run_id}/retry")
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["state"] == "Scheduled"
+        again = client.post(f"/task/{run_id}/retry")  # already scheduled again
+    assert again.status_code == 409
+    final = follow(stack, run_id)[-1]
+    assert final["state"] == "Completed", final["message"]
+    assert {s["id"]: s["state"] for s in final["subtasks"]} == {
+        "a": "Cached", "b": "Completed", "c": "Completed",
+    }  # fmt: skip
+    planner_calls = [
+        c
+        for c in fake_anthropic.calls
+        if c.body.get("tool_choice", {}).get("name") == "submit_plan"
+    ]
+    assert len(planner_calls) == 1  # the retry took the plan it had made
+    calls = {i: len(fake_anthropic.calls_for(f"Subtask id: {i}\n")) for i in "abc"}
+    assert calls == {"a": 1, "b": 2, "c": 1}
+    assert final["result"] and "c" in {item["subtask"] for item in final["learned"]}
+
+    with stack.client() as client:
+        done = client.post(f"/task/{run_id}/retry")
+        unknown = client.post("/task/00000000-0000-0000-0000-000000000000/retry")
+    assert done.status_code == 409
+    assert "only a Failed, Crashed or Cancelled goal run can be retried" in done.json()["detail"]
+    assert unknown.status_code == 404
+
+
 def test_same_idempotency_key_gives_the_same_run_never_two(
     stack: Stack, fake_anthropic: FakeAnthropic
 ) -> None:

@@ -248,6 +248,23 @@ def test_cancel_button_stops_a_running_goal_run(
     assert not fake_anthropic.calls_for("Subtask id: s2")
 
 
+def test_retry_button_runs_a_failed_goal_run_again_and_follows_it_live(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: flaky\n", times=1, status=400)
+    run_id = stack.submit(goal="fails once", plan=plan(("steady", []), ("flaky", ["steady"])))
+    log_in(page, f"/tasks/{run_id}")
+    expect(page.locator("#run-state")).to_have_text("Failed", timeout=30_000)
+    expect(node(page, "flaky")).to_have_attribute("data-state", "Failed")
+
+    page.get_by_role("button", name="Retry run").click()
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=30_000)
+    expect(node(page, "steady")).to_have_attribute("data-state", "Cached")
+    expect(node(page, "flaky")).to_have_attribute("data-state", "Completed")
+    expect(page.locator("#retry")).to_be_hidden()
+    assert len(fake_anthropic.calls_for("Subtask id: steady\n")) == 1
+
+
 def test_plan_approval_shows_the_plan_refuses_a_bad_edit_and_runs_once_approved(
     page: Page, stack: Stack, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -423,3 +440,25 @@ Five products compete for teams of 10-500 people. **Northwind** leads on search,
 2. Ship end-to-end encryption before the next pricing change.
 3. Invest in mobile: it is the most common complaint about *Tailspin*.
 """
+
+
+def test_page_lists_recurring_goals_and_pauses_and_adds_one(page: Page, stack: Stack) -> None:
+    with stack.client() as client:
+        sid = client.post("/schedules", json={"goal": "weekly digest", "cron": "0 8 * * 1"})
+        sid.raise_for_status()
+    try:
+        log_in(page)
+        item = page.locator(f'#schedules [data-schedule="{sid.json()["id"]}"]')
+        expect(item).to_contain_text("weekly digest")
+        expect(item).to_contain_text("cron 0 8 * * 1")
+        item.get_by_role("button", name="Pause").click()
+        expect(item).to_have_attribute("data-active", "false")
+        page.locator(".schedule-add summary").click()
+        page.get_by_label("Goal", exact=True).fill("hourly check")
+        page.get_by_label("When: a cron expression, or every N seconds").fill("3600")
+        page.get_by_role("button", name="Add").click()
+        expect(page.locator("#schedules")).to_contain_text("every 3600 s")
+    finally:
+        with stack.client() as client:
+            for schedule in client.get("/schedules").json()["items"]:
+                client.delete(f"/schedules/{schedule['id']}")

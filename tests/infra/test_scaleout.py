@@ -3,6 +3,7 @@ a Prefect server on PostgreSQL with Redis messaging, two process workers, one AP
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,17 +11,23 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from core.plan import PlanLimits
+from flows import schedules
 from tests.api.conftest import follow, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import PASSWORD, TOKEN, Stack, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+POOL_DEPLOYMENT = "compound-goal/compound-goal-pool"
 pytestmark = pytest.mark.postgres
 
 
@@ -49,6 +56,13 @@ def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, 
         "MISSION_PORT": str(api_port),
         "MISSION_PASSWORD": PASSWORD,
         "MISSION_API_TOKENS": TOKEN,
+        # A goal run that stops sending heartbeats (every 30 s, Prefect's minimum) is marked
+        # Crashed 35 s after its last one.
+        "MISSION_HEARTBEAT_S": "30",
+        "MISSION_ZOMBIE_AFTER_S": "35",
+        # One slot for the structured tier: a retry can only run such a subtask once the
+        # killed worker's slot is back.
+        "MISSION_TIER_LIMITS": "structured=1",
     }
     for name in ("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_HOME", "MISSION_PREFECT_API_URL"):
         env.pop(name, None)
@@ -109,3 +123,115 @@ def test_two_workers_share_a_burst_and_run_each_goal_once(
     assert set(Counter(w[0] for w in ran_by.values())) == {"worker-1", "worker-2"}
     for i in range(6):  # and each subtask called its model once
         assert len(fake_anthropic.calls_for(f"Subtask id: burst{i}\n")) == 1
+
+
+def _goal_run_processes(run_id: str) -> tuple[int, int]:
+    """(the goal run's process, the worker process that started it), found by the flow run
+    id Prefect puts in the goal run process's environment."""
+    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            worker = (Path("/proc") / str(parent) / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"worker" in worker:
+            return int(entry.name), parent
+    raise AssertionError(f"no worker process runs goal run {run_id}")
+
+
+def test_a_killed_workers_run_ends_crashed_and_a_retry_reuses_its_finished_subtasks(
+    scaleout: tuple[Stack, str, Path], fake_anthropic: FakeAnthropic
+) -> None:
+    stack, _, _ = scaleout
+    fake_anthropic.on("Subtask id: hangs\n", times=1, delay=120)  # in flight when killed
+    ready = plan(("first", []), ("side", []))
+    ready["subtasks"].append(
+        {"id": "hangs", "title": "step hangs", "instruction": "do hangs", "kind": "structure",
+         "tier": "structured", "depends_on": ["first"]}
+    )  # fmt: skip
+    run_id = stack.submit(goal="survive a dead worker", plan=ready)
+    deadline = time.monotonic() + 90
+    while not fake_anthropic.calls_for("Subtask id: hangs\n"):
+        assert time.monotonic() < deadline, "the subtask that hangs never reached the model"
+        time.sleep(0.2)
+    before = follow(stack, run_id, timeout=5, until="Running")[-1]
+    assert {s["id"]: s["state"] for s in before["subtasks"]}["first"] == "Completed"
+
+    goal_process, worker = _goal_run_processes(run_id)
+    killed_at = time.monotonic()
+    os.kill(worker, signal.SIGKILL)  # the worker and its goal run die at once, like a machine
+    os.kill(goal_process, signal.SIGKILL)
+    crashed = follow(stack, run_id, timeout=120)[-1]
+    crashed_after = time.monotonic() - killed_at
+    assert crashed["state"] == "Crashed", crashed
+    assert "no heartbeat" in crashed["message"]
+    # Bound: the heartbeat interval (30 s) plus the silence allowed (35 s), plus slack.
+    assert crashed_after < 30 + 35 + 15, crashed_after
+
+    with stack.client() as client:
+        retried = client.post(f"/task/{run_id}/retry")
+    assert retried.status_code == 202, retried.text
+    final = follow(stack, run_id, timeout=120)[-1]
+    assert final["state"] == "Completed", final
+    states = {s["id"]: s["state"] for s in final["subtasks"]}
+    assert states == {"first": "Cached", "side": "Cached", "hangs": "Completed"}, states
+    calls = {i: len(fake_anthropic.calls_for(f"Subtask id: {i}\n")) for i in ("first", "side")}
+    assert calls == {"first": 1, "side": 1}  # finished work was not repeated
+    assert len(fake_anthropic.calls_for("Subtask id: hangs\n")) == 2  # killed, then retried
+    assert final["result"] and final["id"] == run_id
+
+
+def test_a_schedule_with_parameters_produces_runs_with_them_on_postgres(
+    scaleout: tuple[Stack, str, Path], fake_anthropic: FakeAnthropic
+) -> None:
+    stack, prefect_api, _ = scaleout
+    with stack.client() as client:
+        listed = {item["goal"]: item for item in client.get("/schedules").json()["items"]}
+    # prefect.yaml's example schedules, deployed with their own parameters, paused.
+    weekly = listed["Summarise what changed on our competitors' pricing pages last week"]
+    assert (weekly["cron"], weekly["timezone"], weekly["active"]) == (
+        "0 8 * * 1", "Europe/Paris", False,
+    )  # fmt: skip
+    assert weekly["budget"] == {"max_cost_usd": 2.0, "max_seconds": 1800}
+
+    goal = f"scheduled on postgres {uuid.uuid4().hex[:8]}"
+    spec = schedules.build_spec(
+        goal,
+        interval_s=3600,
+        plan=plan(("tick", [])),
+        budget={"max_tokens": 50_000},
+        max_goal_chars=10_000,
+        limits=PlanLimits(tiers=frozenset({"fast"})),
+        anchor=datetime.now(UTC) + timedelta(seconds=12),  # see test_schedules.py
+    )
+
+    async def create() -> str:
+        with temporary_settings({PREFECT_API_URL: prefect_api}):
+            async with get_client() as client:
+                created = await schedules.create_schedule(client, POOL_DEPLOYMENT, spec)
+        return str(created.id)
+
+    schedule_id = asyncio.run(create())
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with stack.client() as client:
+                items = client.get("/task?limit=50").json()["items"]
+            runs = [item for item in items if item["goal"] == goal]
+            if runs:
+                break
+            assert time.monotonic() < deadline, "the schedule produced no goal run"
+            time.sleep(0.5)
+        final = follow(stack, runs[0]["id"], timeout=90)[-1]
+        assert final["state"] == "Completed", final
+        assert final["budget"]["max_tokens"] == 50_000  # the schedule's parameters
+        assert [s["id"] for s in final["subtasks"]] == ["tick"]
+        assert len(fake_anthropic.calls_for("Subtask id: tick\n")) == 1
+    finally:
+        with stack.client() as client:
+            client.delete(f"/schedules/{schedule_id}")

@@ -1,0 +1,102 @@
+"""What the makespan benchmarks share: the DAG, its latencies and limits, and one timed run
+of the compound-goal flow against whichever Prefect server the process is connected to."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+LATENCY_MS = {"vision": 1000, "fast": 200, "structured": 400, "deep": 800, "writer": 600}
+LIMITS = {"vision": 3, "fast": 4, "structured": 2, "deep": 2, "writer": 1}
+SUBTASKS, SEED = 50, 7
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def simulated_env(home: Path) -> None:
+    """The environment every makespan benchmark runs in: simulated models, no limits yet."""
+    os.environ.update(
+        MISSION_HOME=str(home),
+        MISSION_PROVIDER="simulated",
+        MISSION_SIMULATED_LATENCY_MS=",".join(f"{k}={v}" for k, v in LATENCY_MS.items()),
+        MISSION_MAX_SUBTASKS="60",
+        PREFECT_LOGGING_LEVEL="ERROR",
+    )
+    os.environ.pop("MISSION_TIER_LIMITS", None)
+    os.environ.pop("MISSION_TIER_GATE", None)
+
+
+def fresh_settings() -> None:
+    """Make the next goal run read the MISSION_* environment again."""
+    from core import gateway
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    gateway._providers.clear()
+
+
+@contextmanager
+def tier_limits(gate: str) -> Iterator[None]:
+    """The benchmark's tier limits, enforced by `gate` (local | prefect), for the block."""
+    os.environ["MISSION_TIER_LIMITS"] = ",".join(f"{k}={v}" for k, v in LIMITS.items())
+    os.environ["MISSION_TIER_GATE"] = gate
+    fresh_settings()
+    try:
+        yield
+    finally:
+        del os.environ["MISSION_TIER_GATE"], os.environ["MISSION_TIER_LIMITS"]
+        fresh_settings()
+
+
+@contextmanager
+def prefect_tag_limits() -> Iterator[None]:
+    """Prefect's stock mechanism instead of ours: tag concurrency limits on the tier tags."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for tier, limit in LIMITS.items():
+            client.upsert_global_concurrency_limit_by_name(f"tag:tier:{tier}", limit)
+    try:
+        yield
+    finally:
+        with get_client(sync_client=True) as client:
+            for tier in LIMITS:
+                client.delete_global_concurrency_limit_by_name(f"tag:tier:{tier}")
+
+
+class GoalTimer:
+    """Runs the benchmark DAG through the compound-goal flow and times it."""
+
+    def __init__(self) -> None:
+        from bench.executors import random_dag
+        from core.plan import validate_plan
+        from core.settings import get_settings
+
+        self.plan_data: dict[str, Any] = random_dag(SUBTASKS, SEED)
+        self.plan = validate_plan(self.plan_data, get_settings().plan_limits())
+        self.last_run: UUID | None = None
+
+    def __call__(self) -> float:
+        """Seconds from the call to the goal run's terminal state (when the page, the CLI and
+        the API see the result); Prefect's heartbeat-thread teardown after that is not
+        counted."""
+        from flows.compound_goal import compound_goal
+
+        started = time.time()
+        state = compound_goal(
+            self.plan.goal, plan={"subtasks": self.plan_data["subtasks"]}, return_state=True
+        )
+        if not state.is_completed():
+            raise SystemExit(f"benchmark goal run did not complete: {state.message}")
+        self.last_run = state.state_details.flow_run_id
+        return state.timestamp.timestamp() - started

@@ -1,0 +1,25 @@
+"""docs/benchmarks.md is made of sections, each rewritten by its own benchmark command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# In the order they appear; the makespan section (python -m bench) comes first, unmarked.
+SERVICE = "<!-- service benchmark: rewritten by python -m bench.service -->"
+SCALEOUT = "<!-- scale-out benchmark: rewritten by python -m bench.scaleout -->"
+MARKERS = ("", SERVICE, SCALEOUT)
+
+
+def write_section(out: Path, marker: str, lines: list[str]) -> None:
+    """Replace the section that starts at `marker` (or the first, unmarked one) and keep the
+    others as they are."""
+    text = out.read_text() if out.exists() else ""
+    sections: dict[str, str] = {}
+    for current in reversed(MARKERS[1:]):
+        text, found, body = text.partition(current)
+        if found:
+            sections[current] = body.strip("\n")
+    sections[""] = text.strip("\n")
+    sections[marker] = "\n".join(lines).strip("\n")
+    parts = [(m + "\n" if m else "") + sections[m] for m in MARKERS if sections.get(m)]
+    out.write_text("\n\n".join(parts) + "\n")
