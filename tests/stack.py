@@ -1,4 +1,5 @@
-"""Start and stop `mission up` as a child process (for the API tests and the service bench)."""
+"""Start and stop `mission up`, or the one-machine scale-out topology (scripts/scaleout), as
+child processes: for the API and scale-out tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 PASSWORD = "correct horse battery staple"
 TOKEN = "test-token-0123456789"
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
 def free_port() -> int:
@@ -77,3 +82,89 @@ def stop_stack(stack: Stack) -> int:
     """Ctrl-C, as a person would; returns the exit code."""
     stack.process.send_signal(signal.SIGINT)
     return stack.process.wait(timeout=60)
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Scaleout:
+    """scripts/scaleout running: its API as a Stack, the Prefect API, where its data lives."""
+
+    stack: Stack
+    prefect_api: str
+    home: Path
+    database: str
+    api_port: int
+    prefect_port: int
+
+
+def start_scaleout(home: Path, **env: str) -> Scaleout:
+    """scripts/scaleout on a fresh PostgreSQL database (Redis on 6379), with a password and
+    a token; `env` adds or overrides settings (MISSION_SCALEOUT_WORKERS, ...)."""
+    prefect_port, api_port = free_port(), free_port()
+    database = f"mission_test_{uuid.uuid4().hex[:8]}"
+    child_env = {
+        **os.environ,
+        "MISSION_HOME": str(home),
+        "MISSION_SCALEOUT_DB": f"{POSTGRES}/{database}",
+        "MISSION_PREFECT_PORT": str(prefect_port),
+        "MISSION_PORT": str(api_port),
+        "MISSION_PASSWORD": PASSWORD,
+        "MISSION_API_TOKENS": TOKEN,
+        **env,
+    }
+    for name in ("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_HOME", "MISSION_PREFECT_API_URL"):
+        child_env.pop(name, None)
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "scaleout")],
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{api_port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"scripts/scaleout exited; logs in {home / 'logs'}")
+        if time.monotonic() > deadline:
+            process.send_signal(signal.SIGTERM)
+            raise RuntimeError("the scale-out API did not answer in 120 s")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return Scaleout(
+        Stack(url, process),
+        f"http://127.0.0.1:{prefect_port}/api",
+        home,
+        database,
+        api_port,
+        prefect_port,
+    )
+
+
+def stop_scaleout(scaleout: Scaleout) -> int:
+    """SIGTERM to the script (it stops the API, the workers, then the server); then the
+    database goes. Returns the script's exit code."""
+    import asyncio
+
+    import asyncpg
+
+    process = scaleout.stack.process
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=90)
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(POSTGRES.replace("+asyncpg", "") + "/postgres")
+        await admin.execute(f'drop database if exists "{scaleout.database}" with (force)')
+        await admin.close()
+
+    asyncio.run(drop())
+    return code

@@ -23,74 +23,34 @@ from core.plan import PlanLimits
 from flows import schedules
 from tests.api.conftest import follow, plan
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import PASSWORD, TOKEN, Stack, free_port
+from tests.stack import Stack, reachable, start_scaleout, stop_scaleout
 
-ROOT = Path(__file__).resolve().parents[2]
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 POOL_DEPLOYMENT = "compound-goal/compound-goal-pool"
 pytestmark = pytest.mark.postgres
 
 
-def _reachable(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="module")
 def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str, Path]]:
-    if not (_reachable(5432) and _reachable(6379)):
+    if not (reachable(5432) and reachable(6379)):
         if os.environ.get("CI"):
             pytest.fail("the scale-out tests need PostgreSQL on 5432 and Redis on 6379")
         pytest.skip("needs PostgreSQL on 5432 and Redis on 6379")
-    home = tmp_path_factory.mktemp("scaleout")
-    prefect_port, api_port = free_port(), free_port()
-    database = f"mission_test_{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "MISSION_HOME": str(home),
-        "MISSION_SCALEOUT_DB": f"{POSTGRES}/{database}",
-        "MISSION_PREFECT_PORT": str(prefect_port),
-        "MISSION_PORT": str(api_port),
-        "MISSION_PASSWORD": PASSWORD,
-        "MISSION_API_TOKENS": TOKEN,
+    running = start_scaleout(
+        tmp_path_factory.mktemp("scaleout"),
         # A goal run that stops sending heartbeats (every 30 s, Prefect's minimum) is marked
         # Crashed 35 s after its last one.
-        "MISSION_HEARTBEAT_S": "30",
-        "MISSION_ZOMBIE_AFTER_S": "35",
+        MISSION_HEARTBEAT_S="30",
+        MISSION_ZOMBIE_AFTER_S="35",
         # One slot for the structured tier: a retry can only run such a subtask once the
         # killed worker's slot is back.
-        "MISSION_TIER_LIMITS": "structured=1",
-    }
-    for name in ("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_HOME", "MISSION_PREFECT_API_URL"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "scaleout")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        MISSION_TIER_LIMITS="structured=1",
     )
-    url = f"http://127.0.0.1:{api_port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, f"scripts/scaleout exited; logs in {home / 'logs'}"
-        assert time.monotonic() < deadline, "the scale-out API did not answer in 120 s"
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    yield Stack(url, process), f"http://127.0.0.1:{prefect_port}/api", home
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
-    server = f"prefect server start --host 127.0.0.1 --port {prefect_port}"
+    yield running.stack, running.prefect_api, running.home
+    assert stop_scaleout(running) == 0
+    server = f"prefect server start --host 127.0.0.1 --port {running.prefect_port}"
     leftovers = subprocess.run(["pgrep", "-f", server], capture_output=True, text=True)
     assert leftovers.returncode == 1, leftovers  # no such process: the Prefect server is gone
-    assert not _reachable(api_port)  # and the API
+    assert not reachable(running.api_port)  # and the API
 
 
 def test_two_workers_share_a_burst_and_run_each_goal_once(
