@@ -76,16 +76,22 @@ _providers: dict[tuple[str, int], Provider] = {}
 
 
 def get_provider(settings: Settings | None = None) -> Provider:
-    """The provider the settings choose; one instance (one HTTP pool) per process."""
+    """The provider the settings choose, behind a per-tier circuit breaker; one instance (one
+    HTTP pool, one breaker) per process."""
     settings = settings or get_settings()
     key = (settings.resolved_provider, id(settings))
     if key not in _providers:
+        from core.circuit import CircuitBreaker, CircuitProvider
+
+        inner: Provider
         if key[0] == "anthropic":
             from core.anthropic_provider import AnthropicProvider
 
-            _providers[key] = AnthropicProvider(settings)
+            inner = AnthropicProvider(settings)
         else:
             from core.simulated_provider import SimulatedProvider
 
-            _providers[key] = SimulatedProvider(settings)
+            inner = SimulatedProvider(settings)
+        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+        _providers[key] = CircuitProvider(inner, breaker)
     return _providers[key]

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     model_timeout_s: float = Field(default=120.0, gt=0)
     subtask_retries: int = Field(default=1, ge=0, le=5)
     sdk_max_retries: int = Field(default=2, ge=0, le=10)
+    # A tier whose calls fail this many times in a row (after the SDK's retries) is left
+    # alone for breaker_cooldown_s: calls to it fail at once (core/circuit.py).
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
 
     home: Path = Path.home() / ".mission"
     prefect_api_url: str | None = None

@@ -46,8 +46,9 @@ class Stack:
 
 
 def start_stack(prefect_api_url: str, **env: str) -> Stack:
-    """`mission up` against an existing Prefect server, with a password and two tokens."""
-    port = free_port()
+    """`mission up` against an existing Prefect server, with a password and two tokens (on
+    `MISSION_PORT` when `env` names one)."""
+    port = int(env.get("MISSION_PORT") or free_port())
     log = tempfile.TemporaryFile()  # noqa: SIM115 - the child writes to it until it stops
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "up"],
@@ -168,3 +169,20 @@ def stop_scaleout(scaleout: Scaleout) -> int:
 
     asyncio.run(drop())
     return code
+
+
+def goal_run_processes(run_id: str) -> tuple[int, int]:
+    """(the goal run's process, the runner or worker process that started it), found by the
+    flow run id Prefect puts in the goal run process's environment."""
+    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        return int(entry.name), parent
+    raise AssertionError(f"no process runs goal run {run_id}")

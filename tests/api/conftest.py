@@ -14,14 +14,20 @@ from prefect.states import Cancelled, Running
 from flows.compound_goal import compound_goal
 from tests.stack import TOKEN, Stack, start_stack, stop_stack
 
-__all__ = ["TOKEN", "Stack", "follow", "plan"]
+__all__ = ["STACK_ENV", "TOKEN", "Stack", "follow", "plan"]
+# Every `mission up` of the API tests; the crash automation is one per Prefect server, so all
+# use the same silence: a goal run whose heartbeats (every 30 s) stop is Crashed after 40 s.
+STACK_ENV = {
+    "MISSION_TIER_LIMITS": "structured=1",
+    "MISSION_EVENTS_HEARTBEAT_S": "1",
+    "MISSION_HEARTBEAT_S": "30",
+    "MISSION_ZOMBIE_AFTER_S": "40",
+}
 
 
 @pytest.fixture(scope="session")
 def stack(prefect_server: str) -> Iterator[Stack]:
-    running = start_stack(
-        prefect_server, MISSION_TIER_LIMITS="structured=1", MISSION_EVENTS_HEARTBEAT_S="1"
-    )
+    running = start_stack(prefect_server, **STACK_ENV)
     yield running
     stop_stack(running)
 

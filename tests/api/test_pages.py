@@ -21,9 +21,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.api.conftest import Stack, plan
+from tests.api.conftest import STACK_ENV, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import PASSWORD
+from tests.stack import PASSWORD, free_port, start_stack, stop_stack
 
 pytestmark = pytest.mark.prefect
 
@@ -462,3 +462,39 @@ def test_page_lists_recurring_goals_and_pauses_and_adds_one(page: Page, stack: S
         with stack.client() as client:
             for schedule in client.get("/schedules").json()["items"]:
                 client.delete(f"/schedules/{schedule['id']}")
+
+
+def test_the_page_resumes_after_the_api_is_killed_and_started_again(
+    browser: Browser, prefect_server: str, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    # An API process of its own (the session stack's runner runs the goal), so killing it
+    # harms no other test; one session secret across its restart, as replicas share one.
+    env = {
+        **STACK_ENV,
+        "MISSION_API_ONLY": "true",
+        "MISSION_PORT": str(free_port()),
+        "MISSION_SESSION_SECRET": "a-session-secret-shared-across-restarts-0123456789",
+    }
+    api = start_stack(prefect_server, **env)
+    fake_anthropic.on("Subtask id: a\n", delay=4.0)
+    run_id = api.submit(goal="outlive the API", plan=plan(("a", []), ("b", ["a"]), ("c", ["b"])))
+    pages = _new_page(browser, api, viewport={"width": 1280, "height": 900})
+    page = next(pages)
+    try:
+        log_in(page, f"/tasks/{run_id}")
+        expect(node(page, "a")).to_have_attribute("data-state", "Running")
+        api.process.kill()  # SIGKILL: no goodbye on the open event stream
+        api.process.wait()
+        expect(page.locator("#connection")).to_have_text("Reconnecting…")
+        api = start_stack(prefect_server, **env)  # same port, same session secret
+
+        expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+        for subtask in "abc":
+            expect(node(page, subtask)).to_have_attribute("data-state", "Completed")
+        # Nothing missed while the API was down: every learned line, in completion order.
+        expect(page.locator("#learned .learned-subtask")).to_have_text(["a", "b", "c", "join"])
+        expect(page.locator("#result")).not_to_be_empty()
+        expect(page.locator("#connection")).not_to_have_text("Reconnecting…")
+    finally:
+        next(pages, None)  # closes the page; fails on a script error or a CSP violation
+        stop_stack(api)

@@ -19,7 +19,7 @@ from prefect.client.schemas.objects import FlowRun
 from core.plan import PlanLimits
 from flows import schedules
 from flows.serve import DEPLOYMENT_NAME, DEPLOYMENT_PATH
-from tests.api.conftest import Stack, plan
+from tests.api.conftest import STACK_ENV, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import start_stack, stop_stack
 
@@ -126,7 +126,7 @@ def test_schedules_need_authentication(stack: Stack) -> None:
 def test_schedules_survive_a_restart_of_the_runner(api: httpx.Client, prefect_server: str) -> None:
     sid = api.post("/schedules", json={"goal": "survives", "cron": "0 8 * * *"}).json()["id"]
     # A second `mission up` re-registers the deployment, as every start of the runner does.
-    again = start_stack(prefect_server)
+    again = start_stack(prefect_server, **STACK_ENV)
     try:
         with again.client() as other:
             assert sid in _ids(other)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import STACK_ENV
 from tests.stack import start_stack, stop_stack
 
 
@@ -43,7 +44,7 @@ def test_up_refuses_a_local_demo_on_a_public_address() -> None:
 
 @pytest.mark.prefect
 def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str) -> None:
-    stack = start_stack(prefect_server)
+    stack = start_stack(prefect_server, **STACK_ENV)
     children = subprocess.run(
         ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True
     ).stdout.split()

@@ -23,7 +23,7 @@ from core.plan import PlanLimits
 from flows import schedules
 from tests.api.conftest import follow, plan
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import Stack, reachable, start_scaleout, stop_scaleout
+from tests.stack import Stack, goal_run_processes, reachable, start_scaleout, stop_scaleout
 
 POOL_DEPLOYMENT = "compound-goal/compound-goal-pool"
 pytestmark = pytest.mark.postgres
@@ -85,25 +85,6 @@ def test_two_workers_share_a_burst_and_run_each_goal_once(
         assert len(fake_anthropic.calls_for(f"Subtask id: burst{i}\n")) == 1
 
 
-def _goal_run_processes(run_id: str) -> tuple[int, int]:
-    """(the goal run's process, the worker process that started it), found by the flow run
-    id Prefect puts in the goal run process's environment."""
-    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            worker = (Path("/proc") / str(parent) / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if b"worker" in worker:
-            return int(entry.name), parent
-    raise AssertionError(f"no worker process runs goal run {run_id}")
-
-
 def test_a_killed_workers_run_ends_crashed_and_a_retry_reuses_its_finished_subtasks(
     scaleout: tuple[Stack, str, Path], fake_anthropic: FakeAnthropic
 ) -> None:
@@ -122,7 +103,7 @@ def test_a_killed_workers_run_ends_crashed_and_a_retry_reuses_its_finished_subta
     before = follow(stack, run_id, timeout=5, until="Running")[-1]
     assert {s["id"]: s["state"] for s in before["subtasks"]}["first"] == "Completed"
 
-    goal_process, worker = _goal_run_processes(run_id)
+    goal_process, worker = goal_run_processes(run_id)
     killed_at = time.monotonic()
     os.kill(worker, signal.SIGKILL)  # the worker and its goal run die at once, like a machine
     os.kill(goal_process, signal.SIGKILL)

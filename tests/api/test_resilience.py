@@ -1,0 +1,110 @@
+"""Process faults on the default stack, injected for real: a killed runner, a Prefect server
+that goes away and comes back. Nothing is lost and finished work is not redone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from core.local_server import PrefectServer
+from tests.api.conftest import STACK_ENV, Stack, follow, plan
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.stack import free_port, goal_run_processes, start_stack, stop_stack
+
+pytestmark = pytest.mark.prefect
+
+
+def _runner_of(stack: Stack) -> int:
+    """The pid of the runner `mission up` is running now."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(stack.process.pid), "-f", "flows.serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def test_a_killed_runner_is_replaced_and_its_crashed_goal_run_is_retried_without_redoing_work(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: stuck\n", times=1, delay=120)  # in flight when killed
+    ready = plan(("first", []), ("side", []))
+    ready["subtasks"].append(
+        {"id": "stuck", "title": "step stuck", "instruction": "do stuck", "kind": "structure",
+         "tier": "structured", "depends_on": ["first"]}
+    )  # fmt: skip
+    run_id = stack.submit(goal="outlive the runner", plan=ready)
+    deadline = time.monotonic() + 60
+    while not fake_anthropic.calls_for("Subtask id: stuck\n"):
+        assert time.monotonic() < deadline, "the stuck subtask never reached the model"
+        time.sleep(0.2)
+
+    goal_process, runner = goal_run_processes(run_id)
+    assert runner == _runner_of(stack)
+    killed_at = time.monotonic()
+    os.kill(runner, signal.SIGKILL)
+    os.kill(goal_process, signal.SIGKILL)
+    crashed = follow(stack, run_id, timeout=150)[-1]
+    crashed_after = time.monotonic() - killed_at
+    assert crashed["state"] == "Crashed", crashed
+    assert "no heartbeat for 40 s" in crashed["message"]
+    # Bound: one heartbeat interval (30 s) + the silence allowed (40 s) + the automation's
+    # evaluation and the event's way back (slack).
+    assert crashed_after < 30 + 40 + 20, crashed_after
+
+    new_runner = _runner_of(stack)  # `mission up` started another one
+    assert new_runner != runner
+    with stack.client() as client:
+        assert client.post(f"/task/{run_id}/retry").status_code == 202
+    final = follow(stack, run_id, timeout=90)[-1]
+    assert final["state"] == "Completed", final["message"]
+    states = {s["id"]: s["state"] for s in final["subtasks"]}
+    assert states == {"first": "Cached", "side": "Cached", "stuck": "Completed"}
+    calls = {i: len(fake_anthropic.calls_for(f"Subtask id: {i}\n")) for i in ("first", "side")}
+    assert calls == {"first": 1, "side": 1}
+    # The killed process held the structured tier's only slot; the retry got it back.
+    assert len(fake_anthropic.calls_for("Subtask id: stuck\n")) == 2
+
+
+@pytest.fixture
+def own_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A Prefect server of this test's own, so stopping it harms no other test."""
+    server = PrefectServer(home=tmp_path_factory.mktemp("own-prefect"), port=free_port())
+    yield server.start()
+    server.stop()
+
+
+def test_while_prefect_is_down_the_api_answers_503_at_once_and_recovers_by_itself(
+    own_prefect: PrefectServer, fake_anthropic: FakeAnthropic
+) -> None:
+    api = start_stack(own_prefect.api_url, MISSION_API_ONLY="true", **STACK_ENV)
+    try:
+        with api.client() as client:
+            assert client.get("/task").status_code == 200
+            own_prefect.stop()
+            unknown = "00000000-0000-0000-0000-000000000000"
+            for method, path in [("GET", "/task"), ("GET", f"/task/{unknown}/progress"),
+                                 ("POST", "/task/compound"), ("GET", "/schedules")]:  # fmt: skip
+                body = {"goal": "while down", "plan": plan(("x", []))} if method == "POST" else None
+                asked = time.monotonic()
+                down = client.request(method, path, json=body)
+                assert down.status_code == 503, (path, down.text)
+                assert time.monotonic() - asked < 10  # one retry of the lost connection
+                assert down.json()["detail"] == (
+                    f"the Prefect server at {own_prefect.api_url} is unreachable"
+                )
+                assert down.headers["retry-after"] == "5"
+            own_prefect.start()  # the same database: nothing was lost, nothing was created
+            back = client.get("/task")
+            assert back.status_code == 200, back.text
+            assert back.json()["items"] == []
+    finally:
+        stop_stack(api)
+    assert fake_anthropic.calls == []
