@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,16 +10,19 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Gate
 from api.hub import ProgressHub
 from api.limits import BodySizeLimit
+from api.prefect_link import PrefectLink, PrefectUnreachable
 from api.routes import goals, pages, schedules, session
 from api.security import add_security_headers
 from core.errors import ConfigurationError, InvalidInput, MissionError
@@ -37,9 +41,19 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 def _readable(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
+        if error.get("type") == "json_invalid":
+            at = error.get("loc", ("body", 0))[-1]
+            why = (error.get("ctx") or {}).get("error", "invalid")
+            parts.append(f"the body is not valid JSON ({why} at character {int(at) + 1})")
+            continue
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "the request is malformed"
+
+
+# What FastAPI says when a body fails to decode before JSON parsing even starts (invalid
+# UTF-8) or nests deeper than Python's parser goes.
+_UNREADABLE_BODY = "There was an error parsing the body"
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -58,6 +72,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: InvalidInput) -> JSONResponse:
         return _error(422, exc.message)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+            return _error(
+                400, "the body cannot be read as JSON: it is not valid UTF-8 or nests too deeply"
+            )
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, _readable(exc))
@@ -74,6 +96,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unreachable(_: Request, exc: httpx.TransportError) -> JSONResponse:
         where = PREFECT_API_URL.value()
         return _error(503, f"the Prefect server at {where} is unreachable", {"Retry-After": "5"})
+
+    @app.exception_handler(PrefectUnreachable)
+    async def known_unreachable(_: Request, exc: PrefectUnreachable) -> JSONResponse:
+        return _error(503, exc.message, {"Retry-After": "5"})
 
     @app.exception_handler(PrefectHTTPStatusError)
     async def prefect_failed(_: Request, exc: PrefectHTTPStatusError) -> JSONResponse:
@@ -95,7 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with get_client() as client:
             app.state.prefect = client
             app.state.hub = ProgressHub(client)
+            app.state.link = PrefectLink(str(client.api_url))
+            app.state.writes = asyncio.Lock()
+            app.state.link.start()
             yield
+            await app.state.link.stop()
             await app.state.hub.close()
 
     app = FastAPI(
@@ -115,9 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"])
-    async def health() -> dict[str, str]:
-        """Liveness, without authentication."""
-        return {"status": "ok", "provider": settings.resolved_provider}
+    async def health(request: Request) -> dict[str, str]:
+        """Liveness, without authentication; says whether the Prefect server answers (the
+        API stays live while it does not, and answers 503 to what needs it)."""
+        link: PrefectLink | None = getattr(request.app.state, "link", None)
+        prefect = "up" if link is None or link.up else "unreachable"
+        return {"status": "ok", "provider": settings.resolved_provider, "prefect": prefect}
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_security_headers(app)  # last, so it wraps everything (a 413 included)

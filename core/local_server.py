@@ -32,6 +32,11 @@ def server_env(home: Path, database_url: str | None = None) -> dict[str, str]:
         PREFECT_HOME=str(home / "prefect"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
+        # A goal run waiting for a runner slot is not late. Prefect's late-runs service marks
+        # every run waiting over 15 s, and on SQLite those writes collide with the runner
+        # claiming runs: 30 goal runs at once gave 192 "database is locked" errors with it,
+        # 8 without (docs/reliability.md).
+        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
     )
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url

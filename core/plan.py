@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,20 @@ from core.errors import InvalidInput, PlanError
 
 KINDS = ("browse", "extract", "structure", "synthesize", "write")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+# Control characters (but tab, newline, carriage return), DEL, C1 controls and unpaired
+# surrogates: none belongs in text a person or a model writes, terminals act on some, and
+# PostgreSQL refuses NUL and unpaired surrogates in text.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """What makes `text` unfit to store or show (in words), or None."""
+    found = _NOT_TEXT.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    what = "an unpaired surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
+    return f"{what} (U+{code:04X}) at character {found.start() + 1}"
 
 
 class Subtask(BaseModel):
@@ -78,12 +93,14 @@ class PlanLimits:
 
 
 def check_goal(goal: str, max_chars: int) -> str:
-    """The goal, stripped, or InvalidInput when it is empty or too long."""
+    """The goal, stripped, or InvalidInput when it is empty, too long or not plain text."""
     text = goal.strip()
     if not text:
         raise InvalidInput("the goal is empty")
     if len(text) > max_chars:
         raise InvalidInput(f"the goal is {len(text)} characters; the limit is {max_chars}")
+    if problem := text_problem(text):
+        raise InvalidInput(f"the goal contains {problem}")
     return text
 
 
@@ -108,6 +125,8 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
         raise PlanError(
             f"goal is {len(plan.goal)} characters; the limit is {limits.max_goal_chars}"
         )
+    if problem := text_problem(plan.goal):
+        raise PlanError(f"the goal contains {problem}")
     ids: set[str] = set()
     for s in plan.subtasks:
         where = f"subtask {s.id!r}"
@@ -124,6 +143,9 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
             )
         if not s.instruction.strip():
             raise PlanError(f"{where}: empty instruction")
+        for field, text in (("title", s.title), ("instruction", s.instruction)):
+            if problem := text_problem(text):
+                raise PlanError(f"{where}: the {field} contains {problem}")
         if len(s.instruction) > limits.max_instruction_chars:
             raise PlanError(
                 f"{where}: instruction is {len(s.instruction)} characters; "

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
 
     # Limits on what one client can ask of the service.
     max_body_bytes: int = Field(default=512 * 1024, gt=0)
-    max_active_runs: int = Field(default=20, gt=0)
+    max_active_runs: int = Field(default=50, gt=0)
+    # Goal runs the runner executes at once (each is a process); the rest wait their turn.
+    runner_limit: int = Field(default_factory=lambda: 4 * (os.cpu_count() or 1), gt=0)
     approval_timeout_s: int = Field(default=24 * 3600, gt=0)
     events_heartbeat_s: float = Field(default=15.0, gt=0)
     runner_poll_s: int = Field(default=1, gt=0)

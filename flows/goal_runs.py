@@ -9,6 +9,8 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
@@ -21,7 +23,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling, Scheduled
+from prefect.states import Cancelled, Cancelling, Crashed, Scheduled
 
 from core.errors import InvalidInput, MissionError
 from flows.compound_goal import FLOW_NAME
@@ -114,6 +116,24 @@ async def list_goal_runs(client: PrefectClient, limit: int, offset: int) -> list
         limit=limit,
         offset=offset,
     )
+
+
+async def crash_active_runs(client: PrefectClient, deployment: str, why: str) -> list[UUID]:
+    """Mark the deployment's goal runs that have (had) a process, Crashed: for when the
+    process that ran them is known to be gone. Runs still waiting to start are left alone."""
+    try:
+        found = await client.read_deployment_by_name(deployment)
+    except ObjectNotFound:
+        return []
+    runs = await client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STARTED))
+        ),
+    )
+    for run in runs:
+        await client.set_flow_run_state(run.id, Crashed(message=why), force=True)
+    return [run.id for run in runs]
 
 
 async def cancel_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) -> FlowRun:

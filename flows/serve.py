@@ -74,7 +74,7 @@ def main() -> None:
     settings = get_settings()
     serve(
         goal_deployment(),
-        limit=settings.max_active_runs,
+        limit=settings.runner_limit,
         pause_on_shutdown=False,
         print_starting_message=False,
     )

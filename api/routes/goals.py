@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prefect.client.schemas.objects import FlowRun
 
 from api.auth import UserDep
-from api.deps import HubDep, PrefectDep, SettingsDep
+from api.deps import HubDep, PrefectDep, SettingsDep, WritesDep
 from api.schemas import (
     Accepted,
     Approval,
@@ -85,6 +85,7 @@ async def submit_goal(
     user: UserDep,
     settings: SettingsDep,
     prefect: PrefectDep,
+    writes: WritesDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
     """Start a goal run. The same `Idempotency-Key` (per client) returns the same run."""
@@ -100,14 +101,15 @@ async def submit_goal(
         "budget": body.budget.model_dump(exclude_none=True) if body.budget else None,
     }
     tag = goal_runs.idempotency_tag(user.name, idempotency_key) if idempotency_key else None
-    if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
-        if earlier.parameters != parameters:
-            raise InvalidInput("this Idempotency-Key was already used for a different request")
-        return _created(request, earlier)
-    active = await goal_runs.count_active(prefect)
-    if active >= settings.max_active_runs:
-        return _too_many(active, settings.max_active_runs)
-    run = await goal_runs.submit_goal_run(prefect, parameters, tag, settings.deployment)
+    async with writes:
+        if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
+            if earlier.parameters != parameters:
+                raise InvalidInput("this Idempotency-Key was already used for a different request")
+            return _created(request, earlier)
+        active = await goal_runs.count_active(prefect)
+        if active >= settings.max_active_runs:
+            return _too_many(active, settings.max_active_runs)
+        run = await goal_runs.submit_goal_run(prefect, parameters, tag, settings.deployment)
     return _created(request, run)
 
 

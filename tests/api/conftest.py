@@ -15,14 +15,9 @@ from flows.compound_goal import compound_goal
 from tests.stack import TOKEN, Stack, start_stack, stop_stack
 
 __all__ = ["STACK_ENV", "TOKEN", "Stack", "follow", "plan"]
-# Every `mission up` of the API tests; the crash automation is one per Prefect server, so all
-# use the same silence: a goal run whose heartbeats (every 30 s) stop is Crashed after 40 s.
-STACK_ENV = {
-    "MISSION_TIER_LIMITS": "structured=1",
-    "MISSION_EVENTS_HEARTBEAT_S": "1",
-    "MISSION_HEARTBEAT_S": "30",
-    "MISSION_ZOMBIE_AFTER_S": "40",
-}
+# Every `mission up` of the API tests: one slot for the structured tier (cancel and retry
+# tests need a tier that a stuck subtask fills), heartbeats of the event streams every second.
+STACK_ENV = {"MISSION_TIER_LIMITS": "structured=1", "MISSION_EVENTS_HEARTBEAT_S": "1"}
 
 
 @pytest.fixture(scope="session")

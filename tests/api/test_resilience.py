@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,15 +50,14 @@ def test_a_killed_runner_is_replaced_and_its_crashed_goal_run_is_retried_without
     goal_process, runner = goal_run_processes(run_id)
     assert runner == _runner_of(stack)
     killed_at = time.monotonic()
-    os.kill(runner, signal.SIGKILL)
-    os.kill(goal_process, signal.SIGKILL)
-    crashed = follow(stack, run_id, timeout=150)[-1]
+    os.kill(runner, signal.SIGKILL)  # the runner only: `mission up` sees it die
+    crashed = follow(stack, run_id, timeout=60)[-1]
     crashed_after = time.monotonic() - killed_at
     assert crashed["state"] == "Crashed", crashed
-    assert "no heartbeat for 40 s" in crashed["message"]
-    # Bound: one heartbeat interval (30 s) + the silence allowed (40 s) + the automation's
-    # evaluation and the event's way back (slack).
-    assert crashed_after < 30 + 40 + 20, crashed_after
+    assert crashed["message"] == "the runner stopped (exit code -9) while this goal ran"
+    assert crashed_after < 10, crashed_after  # measured: about 1 s
+    status = Path(f"/proc/{goal_process}/status")  # its goal run went with it
+    assert not status.exists() or "zombie" in status.read_text()
 
     new_runner = _runner_of(stack)  # `mission up` started another one
     assert new_runner != runner
@@ -88,7 +88,14 @@ def test_while_prefect_is_down_the_api_answers_503_at_once_and_recovers_by_itsel
     try:
         with api.client() as client:
             assert client.get("/task").status_code == 200
+            assert client.get("/health").json()["prefect"] == "up"
             own_prefect.stop()
+            # The API notices within two checks (2 s apart); requests in flight at that moment
+            # wait out Prefect's client retries (and succeed if it is back in time).
+            deadline = time.monotonic() + 15
+            while client.get("/health").json()["prefect"] != "unreachable":
+                assert time.monotonic() < deadline, "the API did not notice Prefect is down"
+                time.sleep(0.5)
             unknown = "00000000-0000-0000-0000-000000000000"
             for method, path in [("GET", "/task"), ("GET", f"/task/{unknown}/progress"),
                                  ("POST", "/task/compound"), ("GET", "/schedules")]:  # fmt: skip
@@ -96,12 +103,16 @@ def test_while_prefect_is_down_the_api_answers_503_at_once_and_recovers_by_itsel
                 asked = time.monotonic()
                 down = client.request(method, path, json=body)
                 assert down.status_code == 503, (path, down.text)
-                assert time.monotonic() - asked < 10  # one retry of the lost connection
+                assert time.monotonic() - asked < 1  # at once: no retries while it is away
                 assert down.json()["detail"] == (
                     f"the Prefect server at {own_prefect.api_url} is unreachable"
                 )
                 assert down.headers["retry-after"] == "5"
             own_prefect.start()  # the same database: nothing was lost, nothing was created
+            deadline = time.monotonic() + 15
+            while client.get("/health").json()["prefect"] != "up":
+                assert time.monotonic() < deadline, "the API did not notice Prefect is back"
+                time.sleep(0.5)
             back = client.get("/task")
             assert back.status_code == 200, back.text
             assert back.json()["items"] == []

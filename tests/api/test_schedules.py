@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -123,10 +124,12 @@ def test_schedules_need_authentication(stack: Stack) -> None:
         assert client.post("/schedules", json={"goal": "g", "interval_s": 60}).status_code == 401
 
 
-def test_schedules_survive_a_restart_of_the_runner(api: httpx.Client, prefect_server: str) -> None:
+def test_schedules_survive_a_restart_of_the_runner(
+    api: httpx.Client, prefect_server: str, tmp_path: Path
+) -> None:
     sid = api.post("/schedules", json={"goal": "survives", "cron": "0 8 * * *"}).json()["id"]
     # A second `mission up` re-registers the deployment, as every start of the runner does.
-    again = start_stack(prefect_server, **STACK_ENV)
+    again = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
     try:
         with again.client() as other:
             assert sid in _ids(other)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.conftest import STACK_ENV
-from tests.stack import start_stack, stop_stack
+from tests.api.conftest import STACK_ENV, plan
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.stack import goal_run_processes, start_stack, stop_stack
 
 
 def test_up_refuses_to_start_without_a_password() -> None:
@@ -43,8 +46,8 @@ def test_up_refuses_a_local_demo_on_a_public_address() -> None:
 
 
 @pytest.mark.prefect
-def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str) -> None:
-    stack = start_stack(prefect_server, **STACK_ENV)
+def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str, tmp_path: Path) -> None:
+    stack = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
     children = subprocess.run(
         ["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True
     ).stdout.split()
@@ -55,3 +58,60 @@ def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str) -> None:
         assert not status.exists() or "zombie" in status.read_text()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.url}/health", timeout=2)
+
+
+def _state(prefect_server: str, run_id: str) -> tuple[str, str]:
+    with httpx.Client() as client:
+        run = client.get(f"{prefect_server}/flow_runs/{run_id}").json()
+    return run["state"]["name"], run["state"]["message"]
+
+
+@pytest.mark.prefect
+def test_goal_runs_left_by_a_stack_that_died_are_marked_crashed_at_the_next_start(
+    prefect_server: str, tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    first = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
+    fake_anthropic.on("Subtask id: long\n", times=1, delay=120)
+    run_id = first.submit(goal="the machine goes away", plan=plan(("long", [])))
+    deadline = time.monotonic() + 60
+    while not fake_anthropic.calls_for("Subtask id: long\n"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    _, runner = goal_run_processes(run_id)
+    # Everything at once, as when the machine goes away: nobody is left to say so.
+    first.process.kill()
+    os.killpg(runner, signal.SIGKILL)
+    first.process.wait()
+    time.sleep(1)
+    assert _state(prefect_server, run_id)[0] == "Running"
+
+    second = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
+    try:
+        assert _state(prefect_server, run_id) == (
+            "Crashed", "the stack stopped while this goal ran; retry it to go on",
+        )  # fmt: skip
+    finally:
+        assert stop_stack(second) == 0
+    assert not (tmp_path / "runner.pid").exists()  # a clean stop leaves no claim behind
+
+
+@pytest.mark.prefect
+def test_up_refuses_to_start_while_an_earlier_runner_still_serves_its_home(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    first = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
+    runner = int((tmp_path / "runner.pid").read_text())
+    first.process.kill()  # `mission up` dies; its runner lives on, still serving goals
+    first.process.wait()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "up"],
+            env={**os.environ, "MISSION_HOME": str(tmp_path),
+                 "MISSION_PREFECT_API_URL": prefect_server, "MISSION_PASSWORD": "a-password"},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert f"an earlier `mission up` (pid {runner}) still serves" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        os.killpg(runner, signal.SIGKILL)

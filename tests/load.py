@@ -1,0 +1,140 @@
+"""A burst of goal runs with many SSE watchers on one stack: the load test's and the soak
+benchmark's driver. It records what every watcher saw and how fast the API answered."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.stack import Stack
+
+FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
+
+
+def layered_plan(layers: int = 5, width: int = 4) -> dict[str, Any]:
+    """`layers` x `width` subtasks, each depending on the whole layer before it."""
+    subtasks = []
+    for layer in range(layers):
+        for i in range(width):
+            subtasks.append(
+                {
+                    "id": f"l{layer}s{i}",
+                    "title": f"layer {layer} step {i}",
+                    "instruction": f"do step {i} of layer {layer}",
+                    "kind": "extract",
+                    "tier": "fast",
+                    "depends_on": [f"l{layer - 1}s{j}" for j in range(width)] if layer else [],
+                }
+            )
+    return {"subtasks": subtasks}
+
+
+@dataclass
+class Watcher:
+    """One SSE client following one goal run to its end."""
+
+    run_id: str
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    ended: bool = False
+    reconnects: int = 0
+    error: str | None = None
+
+    def follow(self, stack: Stack, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last_id: str | None = None
+        while not self.ended and time.monotonic() < deadline:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with (
+                    stack.client() as client,
+                    client.stream(
+                        "GET", f"/task/{self.run_id}/events", headers=headers, timeout=timeout_s
+                    ) as response,
+                ):
+                    event: dict[str, str] = {}
+                    for line in response.iter_lines():
+                        if line:
+                            name, _, value = line.partition(":")
+                            event[name] = value.removeprefix(" ")
+                            continue
+                        if event.get("event") == "progress":
+                            self.docs.append(json.loads(event["data"]))
+                            last_id = event.get("id", last_id)
+                        elif event.get("event") == "end":
+                            self.ended = True
+                            return
+                        event = {}
+            except Exception as exc:  # counted and retried: the test says what happened
+                self.error = f"{type(exc).__name__}: {exc}"
+            self.reconnects += 1
+            time.sleep(0.5)
+
+
+@dataclass
+class Burst:
+    """What one burst did: its goal runs, its watchers, and the API's answer times."""
+
+    run_ids: list[str]
+    watchers: list[Watcher]
+    latencies_ms: list[float]
+    failed_requests: list[str]
+    seconds: float
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+
+def burst(
+    stack: Stack, goals: int, watchers: int, plan: dict[str, Any], timeout_s: float = 600
+) -> Burst:
+    """Submit `goals` goal runs at once, follow them with `watchers` SSE clients spread over
+    them, and time GET /task/{id}/progress (every 0.2 s, round robin) until all have ended."""
+    started = time.monotonic()
+
+    def submit(i: int) -> str:
+        return stack.submit(goal=f"load goal {i}", plan=plan)
+
+    with ThreadPoolExecutor(goals) as pool:
+        run_ids = list(pool.map(submit, range(goals)))
+    followers = [Watcher(run_ids[i % goals]) for i in range(watchers)]
+    threads = [
+        threading.Thread(target=w.follow, args=(stack, timeout_s), daemon=True) for w in followers
+    ]
+    for thread in threads:
+        thread.start()
+    latencies: list[float] = []
+    failed: list[str] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        with stack.client() as client:
+            i = 0
+            while not done.is_set():
+                asked = time.perf_counter()
+                try:
+                    response = client.get(f"/task/{run_ids[i % goals]}/progress")
+                    if response.status_code != 200:
+                        failed.append(f"{response.status_code}: {response.text[:200]}")
+                except Exception as exc:
+                    failed.append(f"{type(exc).__name__}: {exc}")
+                latencies.append((time.perf_counter() - asked) * 1000)
+                i += 1
+                time.sleep(0.2)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    for thread in threads:
+        thread.join(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
+    done.set()
+    prober.join(timeout=30)
+    return Burst(run_ids, followers, latencies, failed, time.monotonic() - started)
