@@ -7,7 +7,8 @@ from pathlib import Path
 # In the order they appear; the makespan section (python -m bench) comes first, unmarked.
 SERVICE = "<!-- service benchmark: rewritten by python -m bench.service -->"
 SCALEOUT = "<!-- scale-out benchmark: rewritten by python -m bench.scaleout -->"
-MARKERS = ("", SERVICE, SCALEOUT)
+LOAD = "<!-- load benchmark: rewritten by python -m bench.load -->"
+MARKERS = ("", SERVICE, SCALEOUT, LOAD)
 
 
 def write_section(out: Path, marker: str, lines: list[str]) -> None:

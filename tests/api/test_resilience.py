@@ -73,6 +73,27 @@ def test_a_killed_runner_is_replaced_and_its_crashed_goal_run_is_retried_without
     assert len(fake_anthropic.calls_for("Subtask id: stuck\n")) == 2
 
 
+def test_a_killed_goal_run_process_ends_crashed_at_once_and_its_runner_lives_on(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: victim\n", times=1, delay=120)
+    run_id = stack.submit(goal="lose the process", plan=plan(("victim", [])))
+    deadline = time.monotonic() + 60
+    while not fake_anthropic.calls_for("Subtask id: victim\n"):
+        assert time.monotonic() < deadline, "the subtask never reached the model"
+        time.sleep(0.2)
+    goal_process, runner = goal_run_processes(run_id)
+    killed_at = time.monotonic()
+    os.kill(goal_process, signal.SIGKILL)
+    crashed = follow(stack, run_id, timeout=60)[-1]
+    assert crashed["state"] == "Crashed", crashed
+    assert time.monotonic() - killed_at < 10  # the runner saw its child die
+    assert _runner_of(stack) == runner  # the runner itself carries on
+    with stack.client() as client:
+        assert client.post(f"/task/{run_id}/retry").status_code == 202
+    assert follow(stack, run_id, timeout=60)[-1]["state"] == "Completed"
+
+
 @pytest.fixture
 def own_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A Prefect server of this test's own, so stopping it harms no other test."""
