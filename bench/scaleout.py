@@ -144,9 +144,11 @@ def _when(text: str) -> float:
 
 def burst(stack: Any, prefect_api: str) -> dict[str, float]:
     """One goal run to warm up, then GOALS at once; timings from Prefect's own records."""
+    import httpx
 
     def submit(i: int) -> str:
         with stack.client() as client:
+            client.timeout = httpx.Timeout(120)  # the machine is saturated by design here
             response = client.post(
                 "/task/compound", json={"goal": f"burst goal {i}", "plan": BURST_PLAN}
             )

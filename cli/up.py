@@ -32,6 +32,11 @@ def cmd_up(settings: Settings, console: Console) -> int:
         server = connect(
             settings.home, settings.prefect_port, settings.prefect_api_url, database_url
         )
+    # The runner's goal runs keep Prefect's client retries; the API makes no retries of its
+    # own through Prefect's client (its writes are retried sooner by flows.busy, and while
+    # the server is away it answers 503 at once instead of after a minute of backoff).
+    runner_env = dict(os.environ)
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "0")
     runner: Runner | None = None
     try:
         import uvicorn
@@ -48,11 +53,7 @@ def cmd_up(settings: Settings, console: Console) -> int:
                 # is found by its missing heartbeats (the workers send them).
                 ensure_zombie_automation(settings.zombie_after_s)
             else:
-                runner = Runner(
-                    settings,
-                    dict(os.environ),
-                    lambda what: console.print(f"[yellow]{what}[/yellow]"),
-                )
+                runner = Runner(settings, runner_env, _say(console))
                 runner.wait_until_serving()
         app = create_app(settings)
         base = f"http://{settings.host}:{settings.port}"

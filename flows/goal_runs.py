@@ -26,6 +26,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Crashed, Scheduled
 
 from core.errors import InvalidInput, MissionError
+from flows.busy import when_not_busy
 from flows.compound_goal import FLOW_NAME
 from flows.progress import UnknownGoalRun
 
@@ -95,11 +96,13 @@ async def submit_goal_run(
             f"the {deployment_path} deployment does not exist; start the stack with "
             "`mission up` (or deploy prefect.yaml and start workers)"
         ) from None
-    return await client.create_flow_run_from_deployment(
-        deployment.id,
-        parameters=parameters,
-        tags=[tag] if tag else None,
-        idempotency_key=tag,
+    return await when_not_busy(
+        lambda: client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters=parameters,
+            tags=[tag] if tag else None,
+            idempotency_key=tag,
+        )
     )
 
 
@@ -149,7 +152,9 @@ async def cancel_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) ->
         return run
     started = state.type in (StateType.RUNNING, StateType.PAUSED) and run.deployment_id is not None
     new_state: State[Any] = Cancelling(message=why) if started else Cancelled(message=why)
-    result = await client.set_flow_run_state(flow_run_id, new_state, force=True)
+    result = await when_not_busy(
+        lambda: client.set_flow_run_state(flow_run_id, new_state, force=True)
+    )
     if result.status != SetStateStatus.ACCEPT:
         raise WrongState(f"goal run {flow_run_id} could not be cancelled: {result.details}")
     return await read_goal_run(client, flow_run_id)
@@ -172,7 +177,7 @@ async def retry_goal_run(client: PrefectClient, flow_run_id: UUID, why: str) -> 
             "run it again there"
         )
     retry: State[Any] = Scheduled(message=why)
-    result = await client.set_flow_run_state(flow_run_id, retry, force=True)
+    result = await when_not_busy(lambda: client.set_flow_run_state(flow_run_id, retry, force=True))
     if result.status != SetStateStatus.ACCEPT:
         raise WrongState(f"goal run {flow_run_id} could not be retried: {result.details}")
     return await read_goal_run(client, flow_run_id)
@@ -186,7 +191,9 @@ async def approve_goal_run(
     if run.state is None or not run.state.is_paused():
         state = run.state.name if run.state else "no state"
         raise WrongState(f"goal run {flow_run_id} is not waiting for approval ({state})")
-    result = await client.resume_flow_run(flow_run_id, run_input={"plan": plan})
+    result = await when_not_busy(
+        lambda: client.resume_flow_run(flow_run_id, run_input={"plan": plan})
+    )
     if result.status != SetStateStatus.ACCEPT:
         why = getattr(result.details, "reason", None) or result.status.value
         raise WrongState(f"goal run {flow_run_id} could not be resumed: {why}")

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from core.budget import Budget
 from core.errors import InvalidInput
 from core.plan import PlanLimits, check_goal, validate_plan
+from flows.busy import when_not_busy
 from flows.goal_runs import NotServed
 
 MIN_INTERVAL_S = 60
@@ -178,13 +179,16 @@ async def create_schedule(
     """Add a recurring goal to the goal deployment."""
     deployment_id = await _deployment_id(client, deployment)
     schedule: SCHEDULE_TYPES = spec.schedule
-    created = await client.create_deployment_schedules(
-        deployment_id,
-        [(schedule, spec.active)],
-        # Only the next run is created ahead; the schedule's next start times are listed with it.
-        max_scheduled_runs=UPCOMING_RUNS,
-        parameters=spec.parameters,
-        slug=f"{SLUG_PREFIX}{uuid.uuid4().hex[:12]}",
+    slug = f"{SLUG_PREFIX}{uuid.uuid4().hex[:12]}"
+    created = await when_not_busy(
+        lambda: client.create_deployment_schedules(
+            deployment_id,
+            [(schedule, spec.active)],
+            # Only the next run is created ahead; its next start times are listed with it.
+            max_scheduled_runs=UPCOMING_RUNS,
+            parameters=spec.parameters,
+            slug=slug,
+        )
     )
     recurring = _recurring(created[0])
     assert recurring is not None
@@ -197,9 +201,8 @@ async def _wake_scheduler(client: PrefectClient, deployment_id: UUID) -> None:
     schedule's runs within seconds (its loop for recently updated deployments) instead of on
     its next full loop (60 s); schedule changes alone do not mark it."""
     deployment = await client.read_deployment(deployment_id)
-    await client.update_deployment(
-        deployment_id, DeploymentUpdate(description=deployment.description)
-    )
+    update = DeploymentUpdate(description=deployment.description)
+    await when_not_busy(lambda: client.update_deployment(deployment_id, update))
 
 
 async def list_schedules(client: PrefectClient, deployment: str) -> list[RecurringGoal]:
@@ -224,8 +227,10 @@ async def set_active(
     deployment_id = await _deployment_id(client, deployment)
     # Prefect 3.8's server resets a schedule's parameters to {} on any update that leaves
     # them out, so they are sent again.
-    await client.update_deployment_schedule(
-        deployment_id, schedule_id, active=active, parameters=recurring.parameters
+    await when_not_busy(
+        lambda: client.update_deployment_schedule(
+            deployment_id, schedule_id, active=active, parameters=recurring.parameters
+        )
     )
     await _wake_scheduler(client, deployment_id)
     return await read_schedule(client, deployment, schedule_id)
@@ -234,4 +239,4 @@ async def set_active(
 async def delete_schedule(client: PrefectClient, deployment: str, schedule_id: UUID) -> None:
     await read_schedule(client, deployment, schedule_id)
     deployment_id = await _deployment_id(client, deployment)
-    await client.delete_deployment_schedule(deployment_id, schedule_id)
+    await when_not_busy(lambda: client.delete_deployment_schedule(deployment_id, schedule_id))

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.stack import Stack
+from tests.stack import Stack, sse_events
 
 FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
@@ -56,19 +56,13 @@ class Watcher:
                         "GET", f"/task/{self.run_id}/events", headers=headers, timeout=timeout_s
                     ) as response,
                 ):
-                    event: dict[str, str] = {}
-                    for line in response.iter_lines():
-                        if line:
-                            name, _, value = line.partition(":")
-                            event[name] = value.removeprefix(" ")
-                            continue
+                    for event in sse_events(response):
                         if event.get("event") == "progress":
                             self.docs.append(json.loads(event["data"]))
                             last_id = event.get("id", last_id)
                         elif event.get("event") == "end":
                             self.ended = True
                             return
-                        event = {}
             except Exception as exc:  # counted and retried: the test says what happened
                 self.error = f"{type(exc).__name__}: {exc}"
             self.reconnects += 1

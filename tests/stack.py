@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ class Stack:
             response = client.post("/task/compound", json=body)
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """The messages of a Server-Sent Events response, each as {field: value}."""
+    event: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line:
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+        elif event:
+            yield event
+            event = {}
 
 
 def start_stack(prefect_api_url: str, **env: str) -> Stack:

@@ -4,6 +4,7 @@ server, driven over HTTP; models are the fake Anthropic server."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +13,18 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Running
 
 from flows.compound_goal import compound_goal
-from tests.stack import TOKEN, Stack, start_stack, stop_stack
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.stack import TOKEN, Stack, sse_events, start_stack, stop_stack
 
-__all__ = ["STACK_ENV", "TOKEN", "Stack", "follow", "plan"]
+__all__ = [
+    "STACK_ENV",
+    "TOKEN",
+    "Stack",
+    "follow",
+    "plan",
+    "plan_with_a_stuck_subtask",
+    "wait_until_called",
+]
 # Every `mission up` of the API tests: one slot for the structured tier (cancel and retry
 # tests need a tier that a stuck subtask fills), heartbeats of the event streams every second.
 STACK_ENV = {"MISSION_TIER_LIMITS": "structured=1", "MISSION_EVENTS_HEARTBEAT_S": "1"}
@@ -46,20 +56,22 @@ def follow(stack: Stack, run_id: str, until: str | None = None, timeout: float =
     ):
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        event: dict[str, str] = {}
-        for line in response.iter_lines():
-            if line:
-                field, _, value = line.partition(":")
-                event[field] = value.removeprefix(" ")
-                continue
+        for event in sse_events(response):
             if event.get("event") == "progress":
                 docs.append(json.loads(event["data"]))
                 if until is not None and docs[-1]["state"] == until:
                     return docs
             elif event.get("event") == "end":
                 return docs
-            event = {}
     return docs
+
+
+def wait_until_called(fake: FakeAnthropic, match: str, within_s: float = 60) -> None:
+    """Until a request whose prompt contains `match` has reached the fake model."""
+    deadline = time.monotonic() + within_s
+    while not fake.calls_for(match):
+        assert time.monotonic() < deadline, f"no request with {match!r} reached the model"
+        time.sleep(0.1)
 
 
 def plan(*subtasks: tuple[str, list[str]], tier: str = "fast") -> dict[str, Any]:
@@ -77,3 +89,14 @@ def plan(*subtasks: tuple[str, list[str]], tier: str = "fast") -> dict[str, Any]
             for sid, deps in subtasks
         ]
     }
+
+
+def plan_with_a_stuck_subtask(stuck: str) -> dict[str, Any]:
+    """`first` and `side` (fast), and `stuck` after `first` on the structured tier (one slot
+    in the test stacks): a goal run to kill while `stuck` is at the model."""
+    ready = plan(("first", []), ("side", []))
+    ready["subtasks"].append(
+        {"id": stuck, "title": f"step {stuck}", "instruction": f"do {stuck}",
+         "kind": "structure", "tier": "structured", "depends_on": ["first"]}
+    )  # fmt: skip
+    return ready

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.api.conftest import Stack, follow, plan
+from tests.api.conftest import Stack, follow, plan, wait_until_called
 from tests.fakes.anthropic_server import FakeAnthropic
 
 pytestmark = pytest.mark.prefect
@@ -96,10 +96,7 @@ def test_cancel_stops_model_calls_and_frees_the_tier_slot(
         goal="a long chain",
         plan=plan(("s1", []), ("s2", ["s1"]), ("s3", ["s2"]), tier="structured"),
     )
-    deadline = time.monotonic() + 60
-    while not fake_anthropic.calls_for("Subtask id: s1"):
-        assert time.monotonic() < deadline, "s1 never called its model"
-        time.sleep(0.05)
+    wait_until_called(fake_anthropic, "Subtask id: s1", within_s=60)
     with stack.client() as client:
         cancelled = client.post(f"/task/{run_id}/cancel")
     asked = time.time()

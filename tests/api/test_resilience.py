@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from core.local_server import PrefectServer
-from tests.api.conftest import STACK_ENV, Stack, follow, plan
+from tests.api.conftest import (
+    STACK_ENV,
+    Stack,
+    follow,
+    plan,
+    plan_with_a_stuck_subtask,
+    wait_until_called,
+)
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import free_port, goal_run_processes, start_stack, stop_stack
 
@@ -36,16 +43,9 @@ def test_a_killed_runner_is_replaced_and_its_crashed_goal_run_is_retried_without
     stack: Stack, fake_anthropic: FakeAnthropic
 ) -> None:
     fake_anthropic.on("Subtask id: stuck\n", times=1, delay=120)  # in flight when killed
-    ready = plan(("first", []), ("side", []))
-    ready["subtasks"].append(
-        {"id": "stuck", "title": "step stuck", "instruction": "do stuck", "kind": "structure",
-         "tier": "structured", "depends_on": ["first"]}
-    )  # fmt: skip
+    ready = plan_with_a_stuck_subtask("stuck")
     run_id = stack.submit(goal="outlive the runner", plan=ready)
-    deadline = time.monotonic() + 60
-    while not fake_anthropic.calls_for("Subtask id: stuck\n"):
-        assert time.monotonic() < deadline, "the stuck subtask never reached the model"
-        time.sleep(0.2)
+    wait_until_called(fake_anthropic, "Subtask id: stuck\n", within_s=60)
 
     goal_process, runner = goal_run_processes(run_id)
     assert runner == _runner_of(stack)
@@ -78,10 +78,7 @@ def test_a_killed_goal_run_process_ends_crashed_at_once_and_its_runner_lives_on(
 ) -> None:
     fake_anthropic.on("Subtask id: victim\n", times=1, delay=120)
     run_id = stack.submit(goal="lose the process", plan=plan(("victim", [])))
-    deadline = time.monotonic() + 60
-    while not fake_anthropic.calls_for("Subtask id: victim\n"):
-        assert time.monotonic() < deadline, "the subtask never reached the model"
-        time.sleep(0.2)
+    wait_until_called(fake_anthropic, "Subtask id: victim\n", within_s=60)
     goal_process, runner = goal_run_processes(run_id)
     killed_at = time.monotonic()
     os.kill(goal_process, signal.SIGKILL)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from core.local_server import PrefectServer
-from tests.api.conftest import STACK_ENV, plan
+from tests.api.conftest import STACK_ENV, plan, wait_until_called
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import free_port, goal_run_processes, start_stack, stop_stack
 
@@ -83,10 +83,7 @@ def test_goal_runs_left_by_a_stack_that_died_are_marked_crashed_at_the_next_star
     first = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
     fake_anthropic.on("Subtask id: long\n", times=1, delay=120)
     run_id = first.submit(goal="the machine goes away", plan=plan(("long", [])))
-    deadline = time.monotonic() + 60
-    while not fake_anthropic.calls_for("Subtask id: long\n"):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_until_called(fake_anthropic, "Subtask id: long\n", within_s=60)
     _, runner = goal_run_processes(run_id)
     # Everything at once, as when the machine goes away: nobody is left to say so.
     first.process.kill()

@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from core.plan import PlanLimits
 from flows import schedules
-from tests.api.conftest import follow, plan
+from tests.api.conftest import follow, plan, plan_with_a_stuck_subtask, wait_until_called
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import Stack, goal_run_processes, reachable, start_scaleout, stop_scaleout
 
@@ -44,6 +44,8 @@ def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, 
         # One slot for the structured tier: a retry can only run such a subtask once the
         # killed worker's slot is back.
         MISSION_TIER_LIMITS="structured=1",
+        # At most 3 goal runs per worker: a burst of 6 cannot all go to whichever polls first.
+        MISSION_SCALEOUT_WORKER_LIMIT="3",
     )
     yield running.stack, running.prefect_api, running.home
     assert stop_scaleout(running) == 0
@@ -90,20 +92,15 @@ def test_a_killed_workers_run_ends_crashed_and_a_retry_reuses_its_finished_subta
 ) -> None:
     stack, _, _ = scaleout
     fake_anthropic.on("Subtask id: hangs\n", times=1, delay=120)  # in flight when killed
-    ready = plan(("first", []), ("side", []))
-    ready["subtasks"].append(
-        {"id": "hangs", "title": "step hangs", "instruction": "do hangs", "kind": "structure",
-         "tier": "structured", "depends_on": ["first"]}
-    )  # fmt: skip
+    ready = plan_with_a_stuck_subtask("hangs")
     run_id = stack.submit(goal="survive a dead worker", plan=ready)
-    deadline = time.monotonic() + 90
-    while not fake_anthropic.calls_for("Subtask id: hangs\n"):
-        assert time.monotonic() < deadline, "the subtask that hangs never reached the model"
-        time.sleep(0.2)
+    wait_until_called(fake_anthropic, "Subtask id: hangs\n", within_s=90)
     before = follow(stack, run_id, timeout=5, until="Running")[-1]
     assert {s["id"]: s["state"] for s in before["subtasks"]}["first"] == "Completed"
 
     goal_process, worker = goal_run_processes(run_id)
+    command = Path(f"/proc/{worker}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    assert "worker start --pool mission-process --name worker-" in command
     killed_at = time.monotonic()
     os.kill(worker, signal.SIGKILL)  # the worker and its goal run die at once, like a machine
     os.kill(goal_process, signal.SIGKILL)
@@ -113,6 +110,10 @@ def test_a_killed_workers_run_ends_crashed_and_a_retry_reuses_its_finished_subta
     assert "no heartbeat" in crashed["message"]
     # Bound: the heartbeat interval (30 s) plus the silence allowed (35 s), plus slack.
     assert crashed_after < 30 + 35 + 15, crashed_after
+
+    # scripts/scaleout started the worker again, as a supervisor would.
+    again = subprocess.run(["pgrep", "-f", f"^{command}"], capture_output=True, text=True).stdout
+    assert again.split() and str(worker) not in again.split()
 
     with stack.client() as client:
         retried = client.post(f"/task/{run_id}/retry")
