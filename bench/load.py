@@ -30,6 +30,7 @@ from bench.report import LOAD, write_section
 ROOT = Path(__file__).resolve().parent.parent
 GOALS, WATCHERS = 30, 100
 SOAK_GOALS, SOAK_WATCHERS = 10, 20
+SUBMIT_TIMEOUT_S = 120.0  # a stalled SQLite write is waited out (60 s), then reported
 SAMPLE_EVERY_S = 10.0
 WARM_UP_S = 120.0
 
@@ -51,19 +52,30 @@ def _stack(home: Path) -> tuple[Any, Any]:
     return server, stack
 
 
-def _lock_errors(home: Path) -> dict[str, int]:
+def _lock_errors(home: Path) -> dict[str, Any]:
     log = (home / "prefect-server.log").read_text()
+    others = [
+        line.split(" | ERROR ", 1)[1].strip()
+        for line in log.splitlines()
+        if " | ERROR " in line
+        and "retryable exception in request" not in line
+        and "Exception in ASGI application" not in line
+    ]
     return {
         "retried requests": log.count("Encountered retryable exception in request"),
         "'database is locked' lines": log.count("database is locked"),
-        "other errors": sum(
-            1
-            for line in log.splitlines()
-            if " | ERROR " in line
-            and "retryable exception in request" not in line
-            and "Exception in ASGI application" not in line
-        ),
+        "other errors": len(others),
+        "other error lines": sorted(set(others)),
     }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values) or [float("nan")]
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {"p50": at(0.5), "p95": at(0.95), "max": ordered[-1]}
 
 
 def run_burst() -> dict[str, Any]:
@@ -73,7 +85,13 @@ def run_burst() -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="mission-bench-load-"))
     server, stack = _stack(home)
     try:
-        result = burst(stack, GOALS, WATCHERS, layered_plan(layers=5, width=4))
+        result = burst(
+            stack,
+            GOALS,
+            WATCHERS,
+            layered_plan(layers=5, width=4),
+            submit_timeout_s=SUBMIT_TIMEOUT_S,
+        )
         with stack.client() as client:
             states = [
                 client.get(f"/task/{run_id}/progress").json()["state"] for run_id in result.run_ids
@@ -91,6 +109,7 @@ def run_burst() -> dict[str, Any]:
         "p95": result.p(0.95),
         "p99": result.p(0.99),
         "max": max(result.latencies_ms),
+        "submit": _percentiles(result.submit_ms),
         **_lock_errors(home),
     }
 
@@ -137,9 +156,25 @@ def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     bursts = goal_runs = completed = 0
+    submit_ms: list[float] = []
+    burst_s: list[float] = []
+    stopped_by: str | None = None
     try:
         while time.monotonic() - started < minutes * 60:
-            result = burst(stack, SOAK_GOALS, SOAK_WATCHERS, layered_plan(layers=5, width=4))
+            try:
+                result = burst(
+                    stack,
+                    SOAK_GOALS,
+                    SOAK_WATCHERS,
+                    layered_plan(layers=5, width=4),
+                    submit_timeout_s=SUBMIT_TIMEOUT_S,
+                )
+            except Exception as exc:  # reported in the table, not hidden
+                stopped_by = f"{type(exc).__name__}: {exc}"
+                print(f"  soak stopped: {stopped_by}", flush=True)
+                break
+            submit_ms += result.submit_ms
+            burst_s.append(result.seconds)
             bursts += 1
             goal_runs += len(result.run_ids)
             completed += sum(
@@ -168,6 +203,12 @@ def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
         "goal runs": goal_runs,
         "completed": completed,
         "trend": trend,
+        "submit": _percentiles(submit_ms),
+        "burst seconds": {
+            "median": statistics.median(burst_s or [float("nan")]),
+            "max": max(burst_s or [float("nan")]),
+        },
+        "stopped by": stopped_by,
         **_lock_errors(home),
     }
 
@@ -220,6 +261,7 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
         f"| GET progress: requests, failed | {burst['requests']}, {burst['failed requests']} |",
         f"| GET progress latency p50 / p95 / p99 / max | {burst['p50']:.0f} / {burst['p95']:.0f}"
         f" / {burst['p99']:.0f} / {burst['max']:.0f} ms |",
+        f"| POST /task/compound p50 / p95 / max | {_ms(burst['submit'])} |",
         f"| Prefect requests answered 503 (SQLite busy) and retried | "
         f"{burst['retried requests']} |",
         f"| other errors in the Prefect server's log | {burst['other errors']} |",
@@ -235,6 +277,26 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
             f"every {SAMPLE_EVERY_S:.0f} s; the slope is a least-squares fit after the first "
             f"{WARM_UP_S / 60:.0f} minutes.",
             "",
+            f"Each burst took {soak['burst seconds']['median']:.0f} s at the median and "
+            f"{soak['burst seconds']['max']:.0f} s at the most; `POST /task/compound` answered in "
+            f"{_ms(soak['submit'])} (p50 / p95 / max)."
+            + (f" The soak stopped early: {soak['stopped by']}." if soak["stopped by"] else "")
+            + (
+                " The slowest waited out a stalled write: Prefect's server on SQLite lets a"
+                " write wait up to 60 s (its busy timeout) for another to let go."
+                if soak["submit"]["max"] >= 55_000
+                else ""
+            ),
+            *(
+                [
+                    "Errors in the Prefect server's log other than retried requests:",
+                    "",
+                    *(f"- `{line[:160]}`" for line in soak["other error lines"]),
+                ]
+                if soak["other error lines"]
+                else []
+            ),
+            "",
             "| process | first minute | at 2 min | last minute | slope after warm-up |",
             "|---|---|---|---|---|",
         ]
@@ -246,6 +308,10 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
         lines += ["", "![soak memory](bench/soak_memory.png)", ""]
     write_section(out, LOAD, lines)
     print("\n".join(lines))
+
+
+def _ms(p: dict[str, float]) -> str:
+    return f"{p['p50']:.0f} / {p['p95']:.0f} / {p['max']:.0f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -68,27 +69,27 @@ async def find_by_idempotency(client: PrefectClient, tag: str) -> FlowRun | None
 async def count_active(client: PrefectClient) -> int:
     """Goal runs that are due or started and not finished (each needs a runner slot). Runs a
     schedule has created for later are not counted until they are due."""
-    started = await client.count_flow_runs(
-        flow_filter=_GOALS,
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STARTED))
+    started, due = await asyncio.gather(
+        client.count_flow_runs(
+            flow_filter=_GOALS,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STARTED))
+            ),
         ),
-    )
-    due = await client.count_flow_runs(
-        flow_filter=_GOALS,
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+        client.count_flow_runs(
+            flow_filter=_GOALS,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+            ),
         ),
     )
     return started + due
 
 
-async def submit_goal_run(
-    client: PrefectClient, parameters: dict[str, Any], tag: str | None, deployment_path: str
-) -> FlowRun:
-    """Create a goal run of the deployment (`MISSION_DEPLOYMENT`: the one `mission up` serves,
-    or the work-pool one of prefect.yaml); its runner or a worker starts it within a poll."""
+async def goal_deployment(client: PrefectClient, deployment_path: str) -> UUID:
+    """The id of the goal deployment (`MISSION_DEPLOYMENT`: the one `mission up` serves, or
+    the work-pool one of prefect.yaml)."""
     try:
         deployment = await client.read_deployment_by_name(deployment_path)
     except ObjectNotFound:
@@ -96,9 +97,17 @@ async def submit_goal_run(
             f"the {deployment_path} deployment does not exist; start the stack with "
             "`mission up` (or deploy prefect.yaml and start workers)"
         ) from None
+    return deployment.id
+
+
+async def submit_goal_run(
+    client: PrefectClient, deployment_id: UUID, parameters: dict[str, Any], tag: str | None
+) -> FlowRun:
+    """Create a goal run of the goal deployment; its runner or a worker starts it within a
+    poll."""
     return await when_not_busy(
         lambda: client.create_flow_run_from_deployment(
-            deployment.id,
+            deployment_id,
             parameters=parameters,
             tags=[tag] if tag else None,
             idempotency_key=tag,

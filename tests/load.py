@@ -75,6 +75,7 @@ class Burst:
 
     run_ids: list[str]
     watchers: list[Watcher]
+    submit_ms: list[float]  # each POST /task/compound, in the order they were answered
     latencies_ms: list[float]
     failed_requests: list[str]
     seconds: float
@@ -89,14 +90,25 @@ class Burst:
 
 
 def burst(
-    stack: Stack, goals: int, watchers: int, plan: dict[str, Any], timeout_s: float = 600
+    stack: Stack,
+    goals: int,
+    watchers: int,
+    plan: dict[str, Any],
+    timeout_s: float = 600,
+    submit_timeout_s: float = 30,
 ) -> Burst:
     """Submit `goals` goal runs at once, follow them with `watchers` SSE clients spread over
     them, and time GET /task/{id}/progress (every 0.2 s, round robin) until all have ended."""
     started = time.monotonic()
+    submit_ms: list[float] = []
 
     def submit(i: int) -> str:
-        return stack.submit(goal=f"load goal {i}", plan=plan)
+        asked = time.perf_counter()
+        with stack.client(timeout=submit_timeout_s) as client:
+            response = client.post("/task/compound", json={"goal": f"load goal {i}", "plan": plan})
+        assert response.status_code == 202, response.text
+        submit_ms.append((time.perf_counter() - asked) * 1000)
+        return str(response.json()["id"])
 
     with ThreadPoolExecutor(goals) as pool:
         run_ids = list(pool.map(submit, range(goals)))
@@ -131,4 +143,4 @@ def burst(
         thread.join(timeout=max(1.0, timeout_s - (time.monotonic() - started)))
     done.set()
     prober.join(timeout=30)
-    return Burst(run_ids, followers, latencies, failed, time.monotonic() - started)
+    return Burst(run_ids, followers, submit_ms, latencies, failed, time.monotonic() - started)

@@ -35,9 +35,9 @@ class Stack:
     url: str
     process: subprocess.Popen[bytes]
 
-    def client(self, token: str | None = TOKEN) -> httpx.Client:
+    def client(self, token: str | None = TOKEN, timeout: float = 30) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def submit(self, **body: Any) -> str:
         with self.client() as client:

@@ -101,6 +101,8 @@ async def submit_goal(
         "budget": body.budget.model_dump(exclude_none=True) if body.budget else None,
     }
     tag = goal_runs.idempotency_tag(user.name, idempotency_key) if idempotency_key else None
+    deployment_id = await goal_runs.goal_deployment(prefect, settings.deployment)
+    # Only what must not interleave with another submission is done holding the lock.
     async with writes:
         if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
             if earlier.parameters != parameters:
@@ -109,7 +111,7 @@ async def submit_goal(
         active = await goal_runs.count_active(prefect)
         if active >= settings.max_active_runs:
             return _too_many(active, settings.max_active_runs)
-        run = await goal_runs.submit_goal_run(prefect, parameters, tag, settings.deployment)
+        run = await goal_runs.submit_goal_run(prefect, deployment_id, parameters, tag)
     return _created(request, run)
 
 

@@ -44,7 +44,11 @@ def test_thirty_goal_runs_and_a_hundred_watchers_all_end_with_nothing_lost(
         MISSION_MAX_ACTIVE_RUNS=str(GOALS + 10),
     )
     try:
-        result = burst(stack, GOALS, WATCHERS, layered_plan(layers=5, width=4))
+        # Submissions queue behind each other on two busy cores: their time is the bench's to
+        # measure (python -m bench.load), this test's is that each one is answered.
+        result = burst(
+            stack, GOALS, WATCHERS, layered_plan(layers=5, width=4), submit_timeout_s=120
+        )
         with stack.client() as client:
             finals = {
                 run_id: client.get(f"/task/{run_id}/progress").json() for run_id in result.run_ids
