@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,10 +18,7 @@ from tasks import browse
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.web_pages import Canary, WebPages, chromium_processes, serve_pages
 
-pytestmark = [
-    pytest.mark.usefixtures("prefect_server"),
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's Chromium"),
-]
+pytestmark = pytest.mark.usefixtures("prefect_server")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

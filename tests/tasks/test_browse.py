@@ -32,9 +32,6 @@ from tests.fakes.web_pages import (
     serve_pages,
 )
 
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/bin/chromium").exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
-)
 ROOT = Path(__file__).resolve().parents[2]
 
 
