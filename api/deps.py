@@ -27,9 +27,10 @@ def get_prefect(request: Request) -> PrefectClient:
 
 
 def get_writes(request: Request) -> asyncio.Lock:
-    """Held while this process creates a goal run: one write at a time from the API, since
-    the Prefect server on SQLite takes one writer at a time and answers a crowd of them
-    with lock errors and retries (30 at once: 144 lock errors, 15 s for the slowest)."""
+    """Held while this process creates a goal run: one submission at a time from the API
+    (which also keeps the active-run cap exact), since the Prefect server on SQLite takes one
+    writer at a time and answers a crowd of them with lock errors and retries (30 at once:
+    144 lock errors, 15 s for the slowest)."""
     lock: asyncio.Lock = request.app.state.writes
     return lock
 

@@ -70,28 +70,30 @@ def _lock_errors(home: Path) -> dict[str, Any]:
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values) or [float("nan")]
+    from tests.load import percentile
 
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return {
+        "p50": percentile(values, 0.5),
+        "p95": percentile(values, 0.95),
+        "max": percentile(values, 1),
+    }
 
-    return {"p50": at(0.5), "p95": at(0.95), "max": ordered[-1]}
+
+def _burst(stack: Any, goals: int, watchers: int) -> Any:
+    """`goals` goal runs of 20 subtasks (5 layers of 4) at once with `watchers` watchers."""
+    from tests.load import burst, layered_plan
+
+    plan = layered_plan(layers=5, width=4)
+    return burst(stack, goals, watchers, plan, submit_timeout_s=SUBMIT_TIMEOUT_S)
 
 
 def run_burst() -> dict[str, Any]:
-    from tests.load import burst, layered_plan
     from tests.stack import stop_stack
 
     home = Path(tempfile.mkdtemp(prefix="mission-bench-load-"))
     server, stack = _stack(home)
     try:
-        result = burst(
-            stack,
-            GOALS,
-            WATCHERS,
-            layered_plan(layers=5, width=4),
-            submit_timeout_s=SUBMIT_TIMEOUT_S,
-        )
+        result = _burst(stack, GOALS, WATCHERS)
         with stack.client() as client:
             states = [
                 client.get(f"/task/{run_id}/progress").json()["state"] for run_id in result.run_ids
@@ -135,7 +137,6 @@ def _slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 
 
 def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
-    from tests.load import burst, layered_plan
     from tests.stack import stop_stack
 
     home = Path(tempfile.mkdtemp(prefix="mission-bench-soak-"))
@@ -162,13 +163,7 @@ def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
     try:
         while time.monotonic() - started < minutes * 60:
             try:
-                result = burst(
-                    stack,
-                    SOAK_GOALS,
-                    SOAK_WATCHERS,
-                    layered_plan(layers=5, width=4),
-                    submit_timeout_s=SUBMIT_TIMEOUT_S,
-                )
+                result = _burst(stack, SOAK_GOALS, SOAK_WATCHERS)
             except Exception as exc:  # reported in the table, not hidden
                 stopped_by = f"{type(exc).__name__}: {exc}"
                 print(f"  soak stopped: {stopped_by}", flush=True)

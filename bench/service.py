@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import SERVICE, write_section
+from tests.load import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBTASKS = 24
@@ -47,11 +48,6 @@ def _plan(prefix: str, n: int, step_s: float) -> dict[str, Any]:
             for i in range(n)
         ]
     }
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class SseWatcher(threading.Thread):
@@ -213,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 def _row(name: str, values: list[float]) -> str:
     return (
         f"| {name} | {len(values)} | {statistics.median(values):.0f} ms | "
-        f"{_pct(values, 0.95):.0f} ms | {max(values):.0f} ms |"
+        f"{percentile(values, 0.95):.0f} ms | {max(values):.0f} ms |"
     )
 
 
@@ -250,7 +246,7 @@ def write_report(
         _row("SSE (ours)", push),
         _row("1 s polling", poll),
         "",
-        f"p95 of push: {_pct(push, 0.95):.0f} ms (target <= 100 ms). Polling is {ratio:.0f}x",
+        f"p95 of push: {percentile(push, 0.95):.0f} ms (target <= 100 ms). Polling is {ratio:.0f}x",
         "slower at the median.",
         "",
         "**Submit to first model call.** From sending `POST /task/compound` (a one-subtask ready",

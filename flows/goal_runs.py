@@ -134,11 +134,11 @@ async def crash_active_runs(client: PrefectClient, deployment: str, why: str) ->
     """Mark the deployment's goal runs that have (had) a process, Crashed: for when the
     process that ran them is known to be gone. Runs still waiting to start are left alone."""
     try:
-        found = await client.read_deployment_by_name(deployment)
-    except ObjectNotFound:
+        deployment_id = await goal_deployment(client, deployment)
+    except NotServed:
         return []
     runs = await client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STARTED))
         ),

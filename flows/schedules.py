@@ -15,14 +15,13 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.objects import DeploymentSchedule
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, CronSchedule, IntervalSchedule
-from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
 from core.budget import Budget
 from core.errors import InvalidInput
 from core.plan import PlanLimits, check_goal, validate_plan
 from flows.busy import when_not_busy
-from flows.goal_runs import NotServed
+from flows.goal_runs import goal_deployment
 
 MIN_INTERVAL_S = 60
 MAX_INTERVAL_S = 366 * 24 * 3600
@@ -122,17 +121,6 @@ def build_spec(
     return ScheduleSpec(parameters=parameters, schedule=schedule, active=active)
 
 
-async def _deployment_id(client: PrefectClient, deployment: str) -> UUID:
-    try:
-        found = await client.read_deployment_by_name(deployment)
-    except ObjectNotFound:
-        raise NotServed(
-            f"the {deployment} deployment does not exist yet; start the stack with "
-            "`mission up` (or deploy prefect.yaml)"
-        ) from None
-    return found.id
-
-
 def next_runs(schedule: CronSchedule | IntervalSchedule, count: int = 3) -> list[datetime]:
     """The next `count` start times of a schedule, from now."""
     now = datetime.now(UTC)
@@ -177,7 +165,7 @@ async def create_schedule(
     client: PrefectClient, deployment: str, spec: ScheduleSpec
 ) -> RecurringGoal:
     """Add a recurring goal to the goal deployment."""
-    deployment_id = await _deployment_id(client, deployment)
+    deployment_id = await goal_deployment(client, deployment)
     schedule: SCHEDULE_TYPES = spec.schedule
     slug = f"{SLUG_PREFIX}{uuid.uuid4().hex[:12]}"
     created = await when_not_busy(
@@ -206,7 +194,7 @@ async def _wake_scheduler(client: PrefectClient, deployment_id: UUID) -> None:
 
 
 async def list_schedules(client: PrefectClient, deployment: str) -> list[RecurringGoal]:
-    deployment_id = await _deployment_id(client, deployment)
+    deployment_id = await goal_deployment(client, deployment)
     schedules = await client.read_deployment_schedules(deployment_id)
     return [r for item in schedules if (r := _recurring(item)) is not None]
 
@@ -224,7 +212,7 @@ async def set_active(
     """Pause (False) or resume (True) a recurring goal. Pausing drops its upcoming runs at
     once; after a resume, Prefect's scheduler creates them within seconds."""
     recurring = await read_schedule(client, deployment, schedule_id)
-    deployment_id = await _deployment_id(client, deployment)
+    deployment_id = await goal_deployment(client, deployment)
     # Prefect 3.8's server resets a schedule's parameters to {} on any update that leaves
     # them out, so they are sent again.
     await when_not_busy(
@@ -238,5 +226,5 @@ async def set_active(
 
 async def delete_schedule(client: PrefectClient, deployment: str, schedule_id: UUID) -> None:
     await read_schedule(client, deployment, schedule_id)
-    deployment_id = await _deployment_id(client, deployment)
+    deployment_id = await goal_deployment(client, deployment)
     await when_not_busy(lambda: client.delete_deployment_schedule(deployment_id, schedule_id))

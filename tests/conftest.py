@@ -9,11 +9,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import free_port
+
+if TYPE_CHECKING:
+    from core.local_server import PrefectServer
 
 _HOME = Path(tempfile.mkdtemp(prefix="mission-tests-"))
 _PREFECT_PORT = free_port()
@@ -74,6 +78,17 @@ def prefect_server() -> Iterator[str]:
 
     server = PrefectServer(home=_HOME, port=_PREFECT_PORT).start()
     yield server.api_url
+    server.stop()
+
+
+@pytest.fixture
+def own_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A Prefect server of the test's own: stopping it harms no other test, and no other
+    test's runner takes its goal runs."""
+    from core.local_server import PrefectServer
+
+    server = PrefectServer(home=tmp_path_factory.mktemp("own-prefect"), port=free_port())
+    yield server.start()
     server.stop()
 
 

@@ -69,6 +69,12 @@ class Watcher:
             time.sleep(0.5)
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile of `values` (NaN for none)."""
+    ordered = sorted(values) or [float("nan")]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 @dataclass
 class Burst:
     """What one burst did: its goal runs, its watchers, and the API's answer times."""
@@ -81,8 +87,7 @@ class Burst:
     seconds: float
 
     def p(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+        return percentile(self.latencies_ms, q)
 
     @property
     def median_ms(self) -> float:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from tests.api.conftest import (
     wait_until_called,
 )
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import free_port, goal_run_processes, start_stack, stop_stack
+from tests.stack import goal_run_processes, start_stack, stop_stack
 
 pytestmark = pytest.mark.prefect
 
@@ -89,14 +88,6 @@ def test_a_killed_goal_run_process_ends_crashed_at_once_and_its_runner_lives_on(
     with stack.client() as client:
         assert client.post(f"/task/{run_id}/retry").status_code == 202
     assert follow(stack, run_id, timeout=60)[-1]["state"] == "Completed"
-
-
-@pytest.fixture
-def own_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A Prefect server of this test's own, so stopping it harms no other test."""
-    server = PrefectServer(home=tmp_path_factory.mktemp("own-prefect"), port=free_port())
-    yield server.start()
-    server.stop()
 
 
 def test_while_prefect_is_down_the_api_answers_503_at_once_and_recovers_by_itself(

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ import pytest
 from core.local_server import PrefectServer
 from tests.api.conftest import STACK_ENV, plan, wait_until_called
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import free_port, goal_run_processes, start_stack, stop_stack
+from tests.stack import goal_run_processes, start_stack, stop_stack
 
 
 def test_up_refuses_to_start_without_a_password() -> None:
@@ -68,18 +67,10 @@ def _state(prefect_server: str, run_id: str) -> tuple[str, str]:
     return run["state"]["name"], run["state"]["message"]
 
 
-@pytest.fixture
-def own_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server of the test's own: no other runner may take its goal runs."""
-    server = PrefectServer(home=tmp_path_factory.mktemp("own-prefect"), port=free_port())
-    yield server.start().api_url
-    server.stop()
-
-
 def test_goal_runs_left_by_a_stack_that_died_are_marked_crashed_at_the_next_start(
-    own_prefect: str, tmp_path: Path, fake_anthropic: FakeAnthropic
+    own_prefect: PrefectServer, tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    prefect_server = own_prefect
+    prefect_server = own_prefect.api_url
     first = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
     fake_anthropic.on("Subtask id: long\n", times=1, delay=120)
     run_id = first.submit(goal="the machine goes away", plan=plan(("long", [])))
