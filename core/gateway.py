@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,6 +74,7 @@ def route(
 
 
 _providers: dict[tuple[str, int], Provider] = {}
+_providers_lock = threading.Lock()  # subtasks are threads: the first ones ask at once
 
 
 def get_provider(settings: Settings | None = None) -> Provider:
@@ -80,18 +82,23 @@ def get_provider(settings: Settings | None = None) -> Provider:
     HTTP pool, one breaker) per process."""
     settings = settings or get_settings()
     key = (settings.resolved_provider, id(settings))
-    if key not in _providers:
-        from core.circuit import CircuitBreaker, CircuitProvider
+    with _providers_lock:
+        if key not in _providers:
+            _providers[key] = _new_provider(settings)
+        return _providers[key]
 
-        inner: Provider
-        if key[0] == "anthropic":
-            from core.anthropic_provider import AnthropicProvider
 
-            inner = AnthropicProvider(settings)
-        else:
-            from core.simulated_provider import SimulatedProvider
+def _new_provider(settings: Settings) -> Provider:
+    from core.circuit import CircuitBreaker, CircuitProvider
 
-            inner = SimulatedProvider(settings)
-        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
-        _providers[key] = CircuitProvider(inner, breaker)
-    return _providers[key]
+    inner: Provider
+    if settings.resolved_provider == "anthropic":
+        from core.anthropic_provider import AnthropicProvider
+
+        inner = AnthropicProvider(settings)
+    else:
+        from core.simulated_provider import SimulatedProvider
+
+        inner = SimulatedProvider(settings)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+    return CircuitProvider(inner, breaker)

@@ -84,3 +84,35 @@ def test_at_the_wire_an_open_tier_gets_no_requests_and_model_errors_do_not_open_
         with pytest.raises(ProviderError, match="tier fast is paused"):
             provider.complete(route("fast"), REQUEST)
     assert len(fake_anthropic.calls) == before == 5  # nothing more reached the model
+
+
+def test_subtasks_asking_at_once_share_one_provider_and_so_one_breaker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first subtasks of a goal run ask for the provider at the same moment; each must
+    get the same one, or a failure is counted by a breaker nobody consults again."""
+    import threading
+    import time
+
+    from core import gateway
+
+    build = gateway._new_provider
+
+    def slow_build(settings: gateway.Settings) -> gateway.Provider:
+        time.sleep(0.05)  # building one (an SDK client, its HTTP pool) takes a while
+        return build(settings)
+
+    monkeypatch.setattr(gateway, "_new_provider", slow_build)
+    start = threading.Barrier(8)
+    got: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(get_provider())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 8 and len({id(p) for p in got}) == 1
