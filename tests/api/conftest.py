@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -47,8 +47,15 @@ def one_active_run(prefect_server: str) -> Iterator[None]:
         client.set_flow_run_state(run.id, Cancelled(), force=True)
 
 
-def follow(stack: Stack, run_id: str, until: str | None = None, timeout: float = 90) -> list[dict]:
-    """Progress documents from the run's SSE stream, until `until` (a goal state) or the end."""
+def follow(
+    stack: Stack,
+    run_id: str,
+    until: str | Callable[[dict[str, Any]], bool] | None = None,
+    timeout: float = 90,
+) -> list[dict]:
+    """Progress documents from the run's SSE stream, until `until` (a goal state, or a test
+    of the document) holds or the stream ends."""
+    reached = (lambda doc: doc["state"] == until) if isinstance(until, str) else until
     docs: list[dict[str, Any]] = []
     with (
         stack.client() as client,
@@ -59,7 +66,7 @@ def follow(stack: Stack, run_id: str, until: str | None = None, timeout: float =
         for event in sse_events(response):
             if event.get("event") == "progress":
                 docs.append(json.loads(event["data"]))
-                if until is not None and docs[-1]["state"] == until:
+                if reached is not None and reached(docs[-1]):
                     return docs
             elif event.get("event") == "end":
                 return docs
