@@ -104,6 +104,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PrefectHTTPStatusError)
     async def prefect_failed(_: Request, exc: PrefectHTTPStatusError) -> JSONResponse:
         log.warning("Prefect answered %s", exc)
+        if exc.response.status_code == 503:  # still busy after flows.busy's retries
+            return _error(
+                503, "the Prefect server is busy; try again in a few seconds", {"Retry-After": "5"}
+            )
         return _error(503, f"the Prefect server failed ({exc.response.status_code})")
 
     @app.exception_handler(MissionError)

@@ -13,8 +13,10 @@ from typing import TypeVar
 from prefect.exceptions import PrefectHTTPStatusError
 
 T = TypeVar("T")
-TRIES = 6
-FIRST_PAUSE_S = 0.05  # then doubling: about 1.6 s in all before the last try
+TRIES = 9
+# Then doubling: about 13 s in all before the last try. A burst of goal runs on two cores
+# has kept SQLite busy for longer than 1.6 s (the first bound) and lost a submission.
+FIRST_PAUSE_S = 0.05
 
 
 async def when_not_busy(write: Callable[[], Awaitable[T]]) -> T:
