@@ -4,8 +4,9 @@
    20 subtasks posted at once, 100 SSE watchers, GET /task/{id}/progress timed every 0.2 s.
 2. A soak: bursts of 10 goal runs with 20 watchers back to back for `--minutes` (15 by
    default), the resident memory of the Prefect server, the API and the runner sampled every
-   10 s; the trend of each (least-squares slope after a 2-minute warm-up) says whether
-   anything grows.
+   10 s; the trend of each (least-squares slope after a 2-minute warm-up, and over the soak's
+   second half alone) says whether anything grows or levels off. The samples are kept in
+   docs/bench/soak_memory.csv.
 
 Models are simulated (100 ms per call), so this measures the orchestration and the service.
 """
@@ -63,7 +64,7 @@ def _lock_errors(home: Path) -> dict[str, Any]:
     ]
     return {
         "retried requests": log.count("Encountered retryable exception in request"),
-        "'database is locked' lines": log.count("database is locked"),
+        "locked lines": log.count("database is locked"),
         "other errors": len(others),
         "other error lines": sorted(set(others)),
     }
@@ -183,14 +184,17 @@ def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
         stop_stack(stack)
         server.stop()
     _plot(memory, out_dir / "soak_memory.png")
+    _save_samples(memory, out_dir / "soak_memory.csv")
     trend = {}
     for name, samples in memory.items():
         warm = [(t, m) for t, m in samples if t >= WARM_UP_S]
+        half = samples[-1][0] / 2
         trend[name] = {
             "first": statistics.median(m for t, m in samples if t < 60),
             "after warm-up": warm[0][1],
             "last": statistics.median(m for t, m in samples[-6:]),
             "slope": _slope_mb_per_min(warm),
+            "second half slope": _slope_mb_per_min([(t, m) for t, m in samples if t >= half]),
         }
     return {
         "minutes": (time.monotonic() - started) / 60,
@@ -206,6 +210,14 @@ def run_soak(minutes: float, out_dir: Path) -> dict[str, Any]:
         "stopped by": stopped_by,
         **_lock_errors(home),
     }
+
+
+def _save_samples(memory: dict[str, list[tuple[float, float]]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["process,seconds,rss_mb"]
+    for name, samples in memory.items():
+        rows += [f"{name},{t:.1f},{m:.2f}" for t, m in samples]
+    path.write_text("\n".join(rows) + "\n")
 
 
 def _plot(memory: dict[str, list[tuple[float, float]]], path: Path) -> None:
@@ -259,6 +271,8 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
         f"| POST /task/compound p50 / p95 / max | {_ms(burst['submit'])} |",
         f"| Prefect requests answered 503 (SQLite busy) and retried | "
         f"{burst['retried requests']} |",
+        f'| lines saying "database is locked" in the Prefect server\'s log | '
+        f"{burst['locked lines']} |",
         f"| other errors in the Prefect server's log | {burst['other errors']} |",
         "",
     ]
@@ -268,7 +282,8 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
             f"back for {soak['minutes']:.1f} minutes: {soak['bursts']} bursts, "
             f"{soak['goal runs']} goal runs ({soak['completed']} completed as seen by their",
             f"first watcher); {soak['retried requests']} Prefect requests retried after a busy "
-            f"SQLite, {soak['other errors']} other errors in its log. Resident memory, sampled "
+            f'SQLite, {soak["locked lines"]} lines saying "database is locked" '
+            f"and {soak['other errors']} other errors in its log. Resident memory, sampled "
             f"every {SAMPLE_EVERY_S:.0f} s; the slope is a least-squares fit after the first "
             f"{WARM_UP_S / 60:.0f} minutes.",
             "",
@@ -292,15 +307,23 @@ def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) 
                 else []
             ),
             "",
-            "| process | first minute | at 2 min | last minute | slope after warm-up |",
-            "|---|---|---|---|---|",
+            "| process | first minute | at 2 min | last minute | slope after warm-up | slope over"
+            " the second half |",
+            "|---|---|---|---|---|---|",
         ]
         for name, row in soak["trend"].items():
             lines.append(
                 f"| {name} | {row['first']:.0f} MB | {row['after warm-up']:.0f} MB | "
-                f"{row['last']:.0f} MB | {row['slope']:+.2f} MB/min |"
+                f"{row['last']:.0f} MB | {row['slope']:+.2f} MB/min | "
+                f"{row['second half slope']:+.2f} MB/min |"
             )
-        lines += ["", "![soak memory](bench/soak_memory.png)", ""]
+        lines += [
+            "",
+            "![soak memory](bench/soak_memory.png)",
+            "",
+            "The samples behind the plot: [bench/soak_memory.csv](bench/soak_memory.csv).",
+            "",
+        ]
     write_section(out, LOAD, lines)
     print("\n".join(lines))
 

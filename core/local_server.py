@@ -63,7 +63,8 @@ class PrefectServer:
             [
                 sys.executable,
                 "-m",
-                "prefect",
+                # On SQLite, Prefect's server with write transactions that take turns.
+                "prefect" if self.database_url else "core.prefect_sqlite",
                 "server",
                 "start",
                 "--host",

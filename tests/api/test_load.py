@@ -13,7 +13,6 @@ from tests.stack import free_port, start_stack, stop_stack
 
 pytestmark = pytest.mark.prefect
 GOALS, WATCHERS = 30, 100
-RETRIED = re.compile(r"Encountered retryable exception in request|Exception in ASGI application")
 
 
 def _comparable(doc: dict) -> dict:
@@ -69,14 +68,16 @@ def test_thirty_goal_runs_and_a_hundred_watchers_all_end_with_nothing_lost(
         assert _comparable(watcher.docs[-1]) == _comparable(finals[watcher.run_id])
         states = [d["counts"]["completed"] for d in watcher.docs]
         assert states == sorted(states)  # progress never went backwards
-    # SQLite took every write: nothing Prefect does in the background (state validation,
-    # automations, event consumers) failed on a lock. The only lock errors left are on
-    # requests the server answered 503 and the client retried (Prefect's own retry loop;
-    # python -m bench.load counts them).
+    # SQLite took every write at the first try: no request answered 503 for a busy database,
+    # nothing Prefect does in the background (state validation, event consumers, services)
+    # failed on a lock, and no write transaction gave up waiting for its turn
+    # (core/prefect_sqlite.py).
+    server_log = (home / "prefect-server.log").read_text()
     problems = [
         line
-        for line in (home / "prefect-server.log").read_text().splitlines()
-        if re.match(r"^[\d:.]+ \| (ERROR|WARNING|CRITICAL) ", line) and not RETRIED.search(line)
+        for line in server_log.splitlines()
+        if re.match(r"^[\d:.]+ \| (ERROR|WARNING|CRITICAL) ", line)
     ]
     assert problems == []
+    assert "database is locked" not in server_log
     assert "database is locked" not in (home / "runner.log").read_text()
