@@ -241,13 +241,16 @@ def _plot(memory: dict[str, list[tuple[float, float]]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(burst: dict[str, Any], soak: dict[str, Any] | None, out: Path) -> None:
+def write_report(
+    burst: dict[str, Any], soak: dict[str, Any] | None, out: Path, minutes: float
+) -> None:
     import prefect
 
     lines = [
         "## 4. Load and soak on the default stack",
         "",
-        "Rewritten by `.venv/bin/python -m bench.load` (also run by `scripts/bench`).",
+        f"Rewritten by `.venv/bin/python -m bench.load --minutes {minutes:g}` (`scripts/bench` "
+        "runs it with a 15-minute soak).",
         f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, Prefect {prefect.__version__}; models simulated "
         "(100 ms a call).",
@@ -345,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes > 0:
         print(f"soak: {args.minutes:g} minutes", flush=True)
         soak = run_soak(args.minutes, args.out.parent / "bench")
-    write_report(burst, soak, args.out)
+    write_report(burst, soak, args.out, args.minutes)
     return 0
 
 

@@ -86,3 +86,42 @@ def test_it_refuses_to_run_a_server_that_is_not_on_sqlite() -> None:
         pytest.raises(SystemExit, match="not postgresql"),
     ):
         prefect_sqlite.main()
+
+
+def test_a_turn_that_does_not_come_in_time_is_skipped_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction that keeps its turn too long (here: one that waits on something else
+    before its first statement) slows the next one down by TURN_WAIT_S, never stops it."""
+    from core import prefect_sqlite
+
+    monkeypatch.setattr(prefect_sqlite, "TURN_WAIT_S", 0.2)
+    config = TakingTurns(f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}")
+
+    async def two() -> int:
+        engine = await config.engine()
+        release = asyncio.Event()
+
+        async def slow() -> None:
+            session = await config.session(engine)
+            async with session, config.begin_transaction(session):
+                await release.wait()
+
+        async def next_one() -> int:
+            session = await config.session(engine)
+            async with session, config.begin_transaction(session):
+                await session.execute(sa.text("CREATE TABLE run (n INTEGER)"))
+                await session.execute(sa.text("INSERT INTO run VALUES (1)"))
+            release.set()
+            return 1
+
+        holder = asyncio.create_task(slow())
+        await asyncio.sleep(0.05)  # `slow` has the turn
+        done = await next_one()
+        await holder
+        await engine.dispose()
+        return done
+
+    with caplog.at_level("WARNING", logger=prefect_sqlite.log.name):
+        assert asyncio.run(asyncio.wait_for(two(), 10)) == 1
+    assert "goes ahead without it" in caplog.text
