@@ -38,6 +38,11 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _try_again_soon(detail: str) -> JSONResponse:
+    """503 for a Prefect server that is away or busy: the client may retry in a moment."""
+    return _error(503, detail, {"Retry-After": "5"})
+
+
 def _readable(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
@@ -86,7 +91,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotServed)
     async def not_served(_: Request, exc: NotServed) -> JSONResponse:
-        return _error(503, exc.message, {"Retry-After": "5"})
+        return _try_again_soon(exc.message)
 
     @app.exception_handler(ConfigurationError)
     async def misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
@@ -94,20 +99,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(httpx.TransportError)
     async def unreachable(_: Request, exc: httpx.TransportError) -> JSONResponse:
-        where = PREFECT_API_URL.value()
-        return _error(503, f"the Prefect server at {where} is unreachable", {"Retry-After": "5"})
+        return _try_again_soon(PrefectUnreachable.at(PREFECT_API_URL.value()).message)
 
     @app.exception_handler(PrefectUnreachable)
     async def known_unreachable(_: Request, exc: PrefectUnreachable) -> JSONResponse:
-        return _error(503, exc.message, {"Retry-After": "5"})
+        return _try_again_soon(exc.message)
 
     @app.exception_handler(PrefectHTTPStatusError)
     async def prefect_failed(_: Request, exc: PrefectHTTPStatusError) -> JSONResponse:
         log.warning("Prefect answered %s", exc)
         if exc.response.status_code == 503:  # still busy after flows.busy's retries
-            return _error(
-                503, "the Prefect server is busy; try again in a few seconds", {"Retry-After": "5"}
-            )
+            return _try_again_soon("the Prefect server is busy; try again in a few seconds")
         return _error(503, f"the Prefect server failed ({exc.response.status_code})")
 
     @app.exception_handler(MissionError)

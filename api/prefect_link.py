@@ -18,6 +18,10 @@ FAILURES_TO_DOWN = 2  # refused twice in a row
 class PrefectUnreachable(MissionError):
     """The Prefect server does not answer; the API cannot read or start goal runs."""
 
+    @classmethod
+    def at(cls, api_url: str) -> PrefectUnreachable:
+        return cls(f"the Prefect server at {api_url} is unreachable")
+
 
 class PrefectLink:
     def __init__(self, api_url: str) -> None:
@@ -28,7 +32,7 @@ class PrefectLink:
 
     def require(self) -> None:
         if not self.up:
-            raise PrefectUnreachable(f"the Prefect server at {self.api_url} is unreachable")
+            raise PrefectUnreachable.at(self.api_url)
 
     async def check(self, client: httpx.AsyncClient) -> None:
         try:
