@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,15 +63,14 @@ class TakingTurns(AioSqliteConfiguration):
                 yield transaction
             return
         turn = _turn()
-        waited = time.monotonic()
         try:
             await asyncio.wait_for(turn.acquire(), TURN_WAIT_S)
             held = True
         except TimeoutError:
             held = False
             log.warning(
-                "a write transaction waited %.0f s for its turn and goes ahead without it",
-                time.monotonic() - waited,
+                "a write transaction waited %g s for its turn and goes ahead without it",
+                TURN_WAIT_S,
             )
         in_turn = _in_turn.set(True)
         mode = SQLITE_BEGIN_MODE.set("IMMEDIATE")
