@@ -15,16 +15,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from http.cookies import SimpleCookie
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
+from api.logouts import Logouts
 from api.security import defer_header
 from core.errors import ConfigurationError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
 
 SESSION_COOKIE = "mission_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -73,8 +77,9 @@ class LoginThrottle:
     """Failed logins per client address, kept in the memory of this API process only.
 
     With several API replicas each counts on its own, so a client gets up to
-    replicas × max_failures tries per window. Behind a reverse proxy the client address is
-    the proxy's unless uvicorn runs with --proxy-headers and --forwarded-allow-ips.
+    replicas × max_failures tries per window. The address is the connection's, or behind a
+    proxy listed in MISSION_TRUSTED_PROXIES the client's as that proxy reports it in
+    X-Forwarded-For (`mission up` has uvicorn believe that header from those proxies only).
     """
 
     def __init__(
@@ -135,10 +140,12 @@ class Gate:
     """Checks passwords, bearer tokens and session cookies; one per API process.
 
     Bearer tokens come from MISSION_API_TOKENS; to revoke one, remove it there and restart
-    the API. Sessions are stateless cookies signed with MISSION_SESSION_SECRET; without it a
-    random key is made at start, so sessions end at every restart and several API replicas
-    must share one MISSION_SESSION_SECRET. Logout clears the cookie in the browser; a copy of
-    the cookie stays valid until its idle or absolute limit.
+    the API. Sessions are cookies signed with a key made from MISSION_SESSION_SECRET and the
+    configured password (MISSION_PASSWORD or MISSION_PASSWORD_HASH), so changing the password
+    ends every session; without a secret a random key is made at start, so sessions end at
+    every restart and several API replicas must share one MISSION_SESSION_SECRET. Logout
+    ends the session on the server too (`logouts`): a copy of its cookie is refused from
+    then on, by every replica within api.logouts.CHECK_EVERY_S.
     """
 
     def __init__(
@@ -162,6 +169,7 @@ class Gate:
         self.session_max_s = session_max_s
         self.clock = clock
         self.throttle = LoginThrottle(login_max_failures, login_window_s, clock)
+        self.logouts = Logouts(clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Gate:
@@ -203,7 +211,7 @@ class Gate:
             password_hash=encoded or (hash_password(plain) if plain else None),
             tokens=settings.tokens,
             local_demo=settings.local_demo,
-            session_key=secret.encode() or None,
+            session_key=_session_key(secret, plain or encoded) if secret else None,
             session_idle_s=settings.session_idle_s,
             session_max_s=settings.session_max_s,
             login_max_failures=settings.login_max_failures,
@@ -272,6 +280,13 @@ class Gate:
         return hmac.new(self._key, b"mission_session|" + body.encode(), hashlib.sha256).digest()
 
 
+def _session_key(secret: str, password: str) -> bytes:
+    """The key signing session cookies: the shared secret bound to the configured password
+    (as configured: replicas given the same plain password or hash agree on the key), so a
+    new password ends every session."""
+    return hmac.new(secret.encode(), b"mission-session-key|" + password.encode(), "sha256").digest()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -334,6 +349,33 @@ def _cross_site(request: Request) -> bool:
     return origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}"
 
 
+def _prefect_of(request: Request) -> PrefectClient | None:
+    """The app's Prefect client, unless the server is known to be away (or there is none)."""
+    link = getattr(request.app.state, "link", None)
+    if link is not None and not link.up:
+        return None
+    client: PrefectClient | None = getattr(request.app.state, "prefect", None)
+    return client
+
+
+async def live_session(request: Request) -> Session | None:
+    """The request's valid session, unless a logout ended it (here or on another replica);
+    only a live one has its idle limit slid."""
+    session = current_session(request, refresh=False)
+    if session is None:
+        return None
+    if await gate_of(request).logouts.ended(session.sid, _prefect_of(request)):
+        return None
+    return current_session(request)
+
+
+async def end_session(request: Request, session: Session) -> None:
+    """Log `session` out on the server: its cookie, and every copy of it, stop working."""
+    gate = gate_of(request)
+    until = session.issued_at + gate.session_max_s
+    await gate.logouts.end(session.sid, until, _prefect_of(request))
+
+
 async def require_user(request: Request) -> Principal:
     """The caller: a bearer token first, then the session cookie (with CSRF on unsafe methods)."""
     gate = gate_of(request)
@@ -351,7 +393,7 @@ async def require_user(request: Request) -> Principal:
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return principal
-    session = current_session(request)
+    session = await live_session(request)
     if session is None:
         raise HTTPException(401, AUTH_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
     if request.method in UNSAFE_METHODS and not await csrf_ok(request, session.csrf):
@@ -366,10 +408,13 @@ async def page_user(request: Request) -> Principal | None:
     """The logged-in page user, or None so a page route can redirect to /login?next=..."""
     if gate_of(request).open:
         return Principal(kind="demo", name="local demo")
-    return Principal(kind="session", name="page") if current_session(request) else None
+    return Principal(kind="session", name="page") if await live_session(request) else None
 
 
 def csrf_token_for(request: Request) -> str:
-    """The current session's CSRF token for templates; empty without a session."""
+    """The current session's CSRF token for templates; empty without a session (or for one
+    a logout ended: page routes ask `page_user` first, which learns of it)."""
     session = current_session(request, refresh=False)
-    return session.csrf if session else ""
+    if session is None or gate_of(request).logouts.known_ended(session.sid):
+        return ""
+    return session.csrf

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prefect.client.orchestration import PrefectClient
 
+from api.deltas import DeltaBoard
 from api.hub import ProgressHub
 from api.prefect_link import PrefectLink
 from core.settings import Settings
+from services.active_runs import ActiveRuns
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -27,12 +29,16 @@ def get_prefect(request: Request) -> PrefectClient:
 
 
 def get_writes(request: Request) -> asyncio.Lock:
-    """Held while this process creates a goal run: one submission at a time from the API
-    (which also keeps the active-run cap exact), since the Prefect server on SQLite takes one
-    writer at a time and answers a crowd of them with lock errors and retries (30 at once:
-    144 lock errors, 15 s for the slowest)."""
+    """Held while this process creates a recurring goal: the count of schedules against
+    their cap and the create, one at a time."""
     lock: asyncio.Lock = request.app.state.writes
     return lock
+
+
+def get_active_runs(request: Request) -> ActiveRuns:
+    """This process's count of active goal runs, for the cap (services/active_runs.py)."""
+    active: ActiveRuns = request.app.state.active_runs
+    return active
 
 
 def get_hub(request: Request) -> ProgressHub:
@@ -40,7 +46,14 @@ def get_hub(request: Request) -> ProgressHub:
     return hub
 
 
+def get_deltas(request: Request) -> DeltaBoard:
+    board: DeltaBoard = request.app.state.deltas
+    return board
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 PrefectDep = Annotated[PrefectClient, Depends(get_prefect)]
 HubDep = Annotated[ProgressHub, Depends(get_hub)]
+DeltasDep = Annotated[DeltaBoard, Depends(get_deltas)]
 WritesDep = Annotated[asyncio.Lock, Depends(get_writes)]
+ActiveRunsDep = Annotated[ActiveRuns, Depends(get_active_runs)]

@@ -15,7 +15,7 @@ from uuid import UUID
 from prefect.client.orchestration import PrefectClient
 
 from core.progress import ProgressDocument
-from flows.progress import watch_progress
+from services.watch import watch_progress
 
 
 @dataclass
@@ -31,6 +31,12 @@ class ProgressHub:
     def __init__(self, client: PrefectClient) -> None:
         self._client = client
         self._feeds: dict[UUID, _Feed] = {}
+
+    def latest(self, flow_run_id: UUID) -> ProgressDocument | None:
+        """The newest document of a goal run someone watches (kept current by Prefect's event
+        stream, so it is as fresh as a read of the database would be); None otherwise."""
+        feed = self._feeds.get(flow_run_id)
+        return feed.latest if feed is not None else None
 
     async def watch(
         self, flow_run_id: UUID, heartbeat_s: float

@@ -20,16 +20,20 @@ from prefect.settings import PREFECT_API_URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Gate
+from api.deltas import DeltaBoard, RedisDeltas, listen_on_socket
 from api.hub import ProgressHub
 from api.limits import BodySizeLimit
 from api.prefect_link import PrefectLink, PrefectUnreachable
-from api.routes import goals, pages, schedules, session
+from api.routes import docs, goals, pages, schedules, session, sources
 from api.security import add_security_headers
+from api.streams import StreamCounts
 from core.errors import ConfigurationError, InvalidInput, MissionError
 from core.settings import Settings, get_settings
-from flows.goal_runs import NotServed, WrongState
-from flows.progress import UnknownGoalRun
-from flows.schedules import UnknownSchedule
+from core.stream import delta_socket
+from services.active_runs import ActiveRuns
+from services.goal_runs import NotServed, WrongState
+from services.progress import UnknownGoalRun
+from services.schedules import UnknownSchedule
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PrefectHTTPStatusError)
     async def prefect_failed(_: Request, exc: PrefectHTTPStatusError) -> JSONResponse:
         log.warning("Prefect answered %s", exc)
-        if exc.response.status_code == 503:  # still busy after flows.busy's retries
+        if exc.response.status_code == 503:  # still busy after services.busy's retries
             return _try_again_soon("the Prefect server is busy; try again in a few seconds")
         return _error(503, f"the Prefect server failed ({exc.response.status_code})")
 
@@ -116,6 +120,31 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def other(_: Request, exc: MissionError) -> JSONResponse:
         log.error("unexpected error: %s", exc.message)
         return _error(500, exc.message)
+
+
+@asynccontextmanager
+async def streamed_output(settings: Settings) -> AsyncIterator[DeltaBoard]:
+    """The board of streamed output, fed by Redis with MISSION_REDIS_URL, else by this
+    machine's goal runs through the socket of this MISSION_HOME (api/deltas.py)."""
+    if settings.redis_url is not None:
+        channel = RedisDeltas(settings.redis_url.get_secret_value())
+        channel.start()
+        try:
+            yield channel.board
+        finally:
+            await channel.close()
+        return
+    board = DeltaBoard()
+    try:
+        close = await listen_on_socket(board, settings.delta_socket or delta_socket(settings.home))
+    except (OSError, MissionError) as exc:
+        log.warning("streamed output is off: %s", exc)
+        yield board
+        return
+    try:
+        yield board
+    finally:
+        close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -129,8 +158,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.hub = ProgressHub(client)
             app.state.link = PrefectLink(str(client.api_url))
             app.state.writes = asyncio.Lock()
+            app.state.active_runs = ActiveRuns()
             app.state.link.start()
-            yield
+            async with streamed_output(settings) as board:
+                app.state.deltas = board
+                yield
             await app.state.link.stop()
             await app.state.hub.close()
 
@@ -139,15 +171,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hand a compound goal to a fleet of language models and watch it being done.",
         version="0.1.0",
         lifespan=lifespan,
+        # The description and its UI are served behind the gate (api/routes/docs.py).
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.gate = gate
+    app.state.streams = StreamCounts()
     _add_error_handlers(app)
     app.include_router(goals.router)
+    app.include_router(sources.router)
     app.include_router(schedules.router)
     app.include_router(session.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"])

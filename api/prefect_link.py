@@ -12,7 +12,7 @@ from core.errors import MissionError
 
 CHECK_EVERY_S = 2.0
 CHECK_TIMEOUT_S = 3.0
-FAILURES_TO_DOWN = 2  # refused twice in a row
+FAILURES_TO_DOWN = 3  # refused three times in a row (twice was seen under a load burst)
 
 
 class PrefectUnreachable(MissionError):
@@ -36,10 +36,15 @@ class PrefectLink:
 
     async def check(self, client: httpx.AsyncClient) -> None:
         try:
-            await client.get(f"{self.api_url}/health")
+            try:
+                await client.get(f"{self.api_url}/health")
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection the busy server had just closed: that says nothing
+                # yet; ask once more, on a new connection.
+                await client.get(f"{self.api_url}/health", headers={"connection": "close"})
             away = False  # any answer: the server is there, if busy
         except (httpx.ConnectError, httpx.RemoteProtocolError):
-            away = True  # refused or dropped: nobody is listening
+            away = True  # refused, or dropped twice: nobody is listening
         except httpx.TimeoutException:
             return  # a server too busy to answer in time is not away: no change
         self._failures = self._failures + 1 if away else 0

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.budget import Budget
+from core.states import Bucket
 
 
 class ErrorBody(BaseModel):
@@ -42,6 +43,7 @@ class GoalSummary(BaseModel):
     id: str
     goal: str
     state: str
+    bucket: Bucket = Field(description="the state's bucket (see the progress document)")
     message: str | None = None
     created_at: datetime | None
     started_at: datetime | None
@@ -85,16 +87,29 @@ class ScheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     goal: str = Field(description="what you want done, in words")
-    cron: str | None = Field(default=None, description='a cron expression, e.g. "0 8 * * 1"')
+    cron: str | None = Field(
+        default=None,
+        max_length=200,
+        description='a cron expression of 5 fields, e.g. "0 8 * * 1"; it must fire within a year',
+    )
     timezone: str = Field(default="UTC", description="IANA timezone for cron, e.g. Europe/Paris")
     interval_s: float | None = Field(
-        default=None, description="seconds between runs, from 60 to 31622400 (a year)"
+        default=None,
+        allow_inf_nan=False,
+        description="seconds between runs, from MISSION_MIN_SCHEDULE_S (60) to 31622400 (a year)",
     )
     plan: dict[str, Any] | None = Field(
         default=None, description="a ready plan (the plan file format); skips the planner"
     )
     budget: Budget | None = None
     active: bool = Field(default=True, description="false creates it paused")
+    notify: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="a webhook URL: each run's end is POSTed there as JSON (id, goal, state, "
+        "message, summary, url, prefect_url) by a Prefect automation; it must pass the SSRF "
+        "guard unless MISSION_NOTIFY_ALLOW covers it",
+    )
 
 
 class Schedule(BaseModel):
@@ -109,6 +124,7 @@ class Schedule(BaseModel):
     plan: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
     next_runs: list[datetime] = Field(description="the next start times; empty when paused")
+    notify: str | None = Field(default=None, description="the webhook told of each run's end")
 
 
 class ScheduleList(BaseModel):

@@ -115,11 +115,11 @@ def start_delays_ms(flow_run_id: UUID | None, plan: Any) -> dict[str, float]:
 
     from prefect.client.orchestration import get_client
 
-    from flows.progress import _task_runs, subtask_runs
+    from services.prefect_reads import subtask_runs, task_runs
 
     async def read() -> list[Any]:
         async with get_client() as client:
-            return await _task_runs(client, UUID(str(flow_run_id)))
+            return await task_runs(client, UUID(str(flow_run_id)))
 
     time.sleep(3)  # task run states reach the server's database a moment after the flow ends
     spans = {}

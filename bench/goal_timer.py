@@ -39,9 +39,9 @@ def simulated_env(home: Path) -> None:
 def fresh_settings() -> None:
     """Make the next goal run read the MISSION_* environment again."""
     from core import gateway
-    from core.settings import get_settings
+    from core.settings import forget_settings
 
-    get_settings.cache_clear()
+    forget_settings()
     gateway._providers.clear()
 
 

@@ -43,12 +43,15 @@ def _stack(home: Path) -> tuple[Any, Any]:
     # The server logs every request it answers 503 (SQLite busy) for the client to retry.
     os.environ["PREFECT_API_LOG_RETRYABLE_ERRORS"] = "true"
     server = PrefectServer(home=home, port=free_port()).start()
+    os.environ["PREFECT_API_AUTH_STRING"] = server.auth
     stack = start_stack(
         server.api_url,
         MISSION_HOME=str(home),
         MISSION_PROVIDER="simulated",
         MISSION_SIMULATED_LATENCY_MS="default=100",
         MISSION_MAX_ACTIVE_RUNS=str(GOALS + 10),
+        # Every watcher here is the same client (one token): the load is many people's.
+        MISSION_MAX_STREAMS_PER_CLIENT=str(WATCHERS),
     )
     return server, stack
 
@@ -89,6 +92,7 @@ def _burst(stack: Any, goals: int, watchers: int) -> Any:
 
 
 def run_burst() -> dict[str, Any]:
+    from tests.load import recorded
     from tests.stack import stop_stack
 
     home = Path(tempfile.mkdtemp(prefix="mission-bench-load-"))
@@ -99,6 +103,7 @@ def run_burst() -> dict[str, Any]:
             states = [
                 client.get(f"/task/{run_id}/progress").json()["state"] for run_id in result.run_ids
             ]
+        caught_up = recorded(server.api_url, result.run_ids)
     finally:
         stop_stack(stack)
         server.stop()
@@ -113,6 +118,7 @@ def run_burst() -> dict[str, Any]:
         "p99": result.p(0.99),
         "max": max(result.latencies_ms),
         "submit": _percentiles(result.submit_ms),
+        "recorder caught up": caught_up,
         **_lock_errors(home),
     }
 

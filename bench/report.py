@@ -8,7 +8,14 @@ from pathlib import Path
 SERVICE = "<!-- service benchmark: rewritten by python -m bench.service -->"
 SCALEOUT = "<!-- scale-out benchmark: rewritten by python -m bench.scaleout -->"
 LOAD = "<!-- load benchmark: rewritten by python -m bench.load -->"
-MARKERS = ("", SERVICE, SCALEOUT, LOAD)
+START_STOP = "<!-- start and stop benchmark: rewritten by python -m bench.start_stop -->"
+CORPUS = "<!-- corpus benchmark: rewritten by python -m bench.corpus -->"
+STREAMING = "<!-- streaming benchmark: rewritten by python -m bench.streaming -->"
+# Measured by hand from CI runs (it is a test tier, not a benchmark): kept as written.
+REAL_MODEL = "<!-- real-model tier: timings of tests/real_model, written by hand -->"
+# A before/after comparison made once with two checkouts: kept as written.
+REPLANNING = "<!-- replanning: makespan before and after, written by hand -->"
+MARKERS = ("", SERVICE, SCALEOUT, LOAD, START_STOP, CORPUS, STREAMING, REAL_MODEL, REPLANNING)
 
 
 def write_section(out: Path, marker: str, lines: list[str]) -> None:

@@ -128,9 +128,12 @@ def run_makespans(repeats: int) -> dict[str, dict[str, list[float]]]:
 def _flow_runs(prefect_api: str, ids: list[str]) -> list[dict[str, Any]]:
     import httpx
 
+    from tests.stack import prefect_basic_auth
+
     response = httpx.post(
         f"{prefect_api}/flow_runs/filter",
         json={"flow_runs": {"id": {"any_": ids}}, "limit": 200},
+        auth=prefect_basic_auth(),
         timeout=30,
     )
     response.raise_for_status()
@@ -211,6 +214,7 @@ def run_throughput() -> dict[str, dict[str, float]]:
 
     print(f"throughput, {GOALS} goals at once, embedded default (runner on SQLite)", flush=True)
     server = PrefectServer(home=home / "embedded", port=free_port()).start()
+    os.environ["PREFECT_API_AUTH_STRING"] = server.auth  # scripts/scaleout's too
     try:
         stack = start_stack(server.api_url)
         try:

@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     from tests.stack import free_port, start_stack, stop_stack
 
     server = PrefectServer(home=home, port=free_port()).start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-    stack = start_stack(server.api_url)
+    os.environ.update(server.client_env())
+    # Every watcher here is the same client (one token): the load is many people's.
+    stack = start_stack(server.api_url, MISSION_MAX_STREAMS_PER_CLIENT="100")
     try:
         latency = push_vs_poll(stack, fake, args.runs)
         submit = submit_to_first_call(stack, fake, runs=5)

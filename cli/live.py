@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
@@ -10,18 +11,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from core.pricing import cost_text
 from core.progress import ProgressDocument
 
-STATE_STYLE = {
-    "Completed": "green",
-    "Cached": "green",
-    "Running": "bold yellow",
-    "Retrying": "yellow",
-    "Failed": "bold red",
-    "Crashed": "bold red",
-    "Skipped": "magenta",
-    "Cancelled": "dim red",
-    "Cancelling": "red",
+# By bucket (core.states): the document says which bucket each state is in.
+BUCKET_STYLE = {
+    "pending": "dim",
+    "running": "bold yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "cancelled": "dim red",
+    "skipped": "magenta",
 }
 
 
@@ -32,13 +32,35 @@ def _duration(doc_start: datetime | None, end: datetime | None) -> str:
     return f"{seconds:5.1f}s"
 
 
-def render(doc: ProgressDocument) -> RenderableType:
+def last_line(text: str, limit: int = 100) -> str:
+    """The last non-empty line of a subtask's streamed text, cut to `limit` characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= limit else "…" + line[-(limit - 1) :]
+
+
+class LiveView:
+    """What `mission run` redraws: the latest document, with the last line each running
+    subtask's model has written (kept current by its deltas, between documents)."""
+
+    def __init__(self) -> None:
+        self.doc: ProgressDocument | None = None
+        self.streamed: dict[str, str] = {}
+
+    def add(self, subtask: str, text: str, restart: bool) -> None:
+        self.streamed[subtask] = text if restart else self.streamed.get(subtask, "") + text
+
+    def __rich__(self) -> RenderableType:
+        return render(self.doc, self.streamed) if self.doc else Text("starting…", style="dim")
+
+
+def render(doc: ProgressDocument, streamed: Mapping[str, str] | None = None) -> RenderableType:
     badge = (
         Text(" SIMULATED ", style="bold black on yellow")
         if doc.provider == "simulated"
         else Text("")
     )
-    state = Text(doc.state, style=STATE_STYLE.get(doc.state, "cyan"))
+    state = Text(doc.state, style=BUCKET_STYLE[doc.bucket])
     c = doc.counts
     tokens = doc.usage.input_tokens + doc.usage.output_tokens
     header = Text.assemble(
@@ -52,7 +74,8 @@ def render(doc: ProgressDocument) -> RenderableType:
         (f", {c.running} running" if c.running else "", "yellow"),
         (f", {c.failed} failed" if c.failed else "", "red"),
         (f", {c.skipped} skipped" if c.skipped else "", "magenta"),
-        (f"  ${doc.usage.cost_usd:.4f}, {tokens} tokens", "dim"),
+        (f"  {cost_text(doc.usage.cost_usd)}, {tokens} tokens", "dim"),
+        (f"  plan revision {doc.plan_revision}" if doc.plan_revision else "", "cyan"),
     )
     table = Table(expand=True, show_edge=False, pad_edge=False)
     table.add_column("subtask", no_wrap=True)
@@ -63,13 +86,17 @@ def render(doc: ProgressDocument) -> RenderableType:
     table.add_column("learned / error", overflow="fold", ratio=1, min_width=20)
     for s in doc.subtasks:
         note = s.error or s.learned or ""
+        writing = (streamed or {}).get(s.id, "") if s.bucket == "running" and not note else ""
+        shown = f"{s.state}, replaced by {s.replaced_by}" if s.replaced_by else s.state
         table.add_row(
-            s.id,
+            Text(f"+{s.id}" if s.revision else s.id, style="cyan" if s.revision else ""),
             s.tier,
             s.model or "",
-            Text(s.state, style=STATE_STYLE.get(s.state, "dim")),
+            Text(shown, style="dim strike" if s.replaced_by else BUCKET_STYLE[s.bucket]),
             _duration(s.started_at, s.ended_at),
-            Text(note, style="red" if s.error else ""),
+            Text(f"✎ {last_line(writing)}", style="dim italic")
+            if writing
+            else Text(note, style="red" if s.error else ""),
         )
     parts: list[RenderableType] = [header, Text(doc.goal, style="italic")]
     if doc.subtasks:

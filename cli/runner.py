@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import ConfigurationError
+from core.goal_run import DEPLOYMENT_PATH
 from core.local_server import stop_process_group
 from core.settings import Settings
 
@@ -34,8 +35,7 @@ def _crash_active(why: str) -> int:
     """Mark the served deployment's goal runs that had a process Crashed; how many."""
     from prefect.client.orchestration import get_client
 
-    from flows.goal_runs import crash_active_runs
-    from flows.serve import DEPLOYMENT_PATH
+    from services.crashes import crash_active_runs
 
     async def crash() -> int:
         async with get_client() as client:
@@ -84,11 +84,13 @@ class Runner:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = dict(self.env)
-        # How often the runner asks for new goal runs: the floor of submit -> start.
+        # How often Prefect's stock runner asks for new goal runs (the warm one is told at
+        # once by events and polls only as a safety net: flows/warm_runner.py).
         env["PREFECT_RUNNER_POLL_FREQUENCY"] = str(self.settings.runner_poll_s)
         log = open(self.settings.home / "runner.log", "ab")  # noqa: SIM115 - for the child
         process = subprocess.Popen(
-            [sys.executable, "-m", "flows.serve"],
+            [sys.executable, "-m", "flows.serve"]
+            + (["--stock"] if self.settings.runner == "stock" else []),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -129,8 +131,6 @@ class Runner:
     def wait_until_serving(self) -> None:
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
-
-        from flows.serve import DEPLOYMENT_PATH
 
         deadline = time.monotonic() + DEPLOYMENT_WAIT_S
         with get_client(sync_client=True) as client:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from cli.plan_file import read_plan_file
 from core.errors import InvalidInput
 from core.settings import Settings
 
 if TYPE_CHECKING:
-    from flows.schedules import RecurringGoal, ScheduleSpec
+    from services.schedules import RecurringGoal, ScheduleSpec
 
 EXIT_OK = 0
 
@@ -26,10 +26,18 @@ def add_parser(sub: Any) -> None:
     add.add_argument("goal", help="the goal, in words")
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", help='a cron expression, e.g. "0 8 * * 1"')
-    when.add_argument("--every", type=float, metavar="SECONDS", help="an interval, 60 s to a year")
+    when.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="an interval: MISSION_MIN_SCHEDULE_S to a year",
+    )
     add.add_argument("--timezone", default="UTC", help="IANA timezone for --cron (default UTC)")
     add.add_argument("--plan", type=Path, help="a plan file (JSON) to run instead of planning")
     add.add_argument("--paused", action="store_true", help="create it paused")
+    add.add_argument(
+        "--notify", metavar="URL", help="a webhook told (POST, JSON) of each run's end"
+    )
     add.add_argument("--budget-tokens", type=int, help="most input + output tokens per run")
     add.add_argument("--budget-usd", type=float, help="most estimated cost per run, USD")
     add.add_argument("--budget-seconds", type=float, help="most wall-clock seconds per run")
@@ -57,58 +65,54 @@ def _budget(args: argparse.Namespace) -> dict[str, Any] | None:
     return {k: v for k, v in budget.items() if v is not None} or None
 
 
-def _plan(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"cannot read plan file {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"plan file {path} is not a JSON object")
-    return data
-
-
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from core.local_server import connect
 
     # Validate before starting anything: a bad cron needs no server.
     spec = None
     if args.action == "add":
-        from flows.schedules import build_spec
+        from services.schedules import build_spec
 
         spec = build_spec(
             args.goal,
             cron=args.cron,
             interval_s=args.every,
             timezone=args.timezone,
-            plan=_plan(args.plan),
+            plan=read_plan_file(args.plan) if args.plan is not None else None,
             budget=_budget(args),
             active=not args.paused,
             max_goal_chars=settings.max_goal_chars,
             limits=settings.plan_limits(),
+            min_period_s=settings.min_schedule_s,
+            notify=args.notify,
+            notify_allow=settings.notify_allow,
         )
     schedule_id = _schedule_id(args.id) if args.action in ("pause", "resume", "delete") else None
     server = connect(settings.home, settings.prefect_port, settings.prefect_api_url)
     try:
-        return asyncio.run(_act(args.action, settings.deployment, spec, schedule_id))
+        return asyncio.run(_act(args.action, settings, spec, schedule_id))
     finally:
         if server is not None:
             server.stop()
 
 
 async def _act(
-    action: str, deployment: str, spec: ScheduleSpec | None, schedule_id: UUID | None
+    action: str, settings: Settings, spec: ScheduleSpec | None, schedule_id: UUID | None
 ) -> int:
     # Prefect is imported only now, after `connect` has pointed it at the server.
     from prefect.client.orchestration import get_client
 
-    from flows import schedules
+    from services import schedules
 
+    deployment = settings.deployment
     async with get_client() as client:
         if action == "add":
             assert spec is not None
-            print(_line(await schedules.create_schedule(client, deployment, spec)))
+            page_url = f"http://127.0.0.1:{settings.port}"
+            created = await schedules.create_schedule(
+                client, deployment, spec, settings.max_schedules, page_url
+            )
+            print(_line(created))
         elif action == "list":
             for recurring in await schedules.list_schedules(client, deployment):
                 print(_line(recurring))
@@ -132,4 +136,5 @@ def _line(recurring: RecurringGoal) -> str:
     )
     upcoming = recurring.next_runs[0].isoformat(timespec="minutes") if recurring.next_runs else "-"
     state = "active" if recurring.active else "paused"
-    return f"{recurring.id}  {state}  {when}  next {upcoming}  {recurring.goal}"
+    notify = f"  notify {recurring.notify}" if recurring.notify else ""
+    return f"{recurring.id}  {state}  {when}  next {upcoming}  {recurring.goal}{notify}"

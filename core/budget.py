@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import MissionError
+# The largest integer every layer carries exactly: JavaScript (the page, the Prefect UI) reads
+# JSON numbers as doubles, and Prefect's server serializes integers of 64 bits at most (a
+# larger one stored in a run's parameters broke every list of runs).
+MAX_EXACT_INT = 2**53 - 1
+# Wall-clock limits are waited on with a timeout, which the platform caps (about 292 years
+# for a thread); a goal run that may take more than a year has no time limit worth the name.
+MAX_BUDGET_SECONDS = 366 * 24 * 3600
 
 
 class Budget(BaseModel):
-    """Limits for one goal run; an unset limit is no limit."""
+    """Limits for one goal run; an unset limit is no limit. Numbers are finite (Infinity and
+    NaN are refused, not read as "no limit") and within what every layer carries."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    max_subtasks: int | None = Field(default=None, gt=0, description="most subtasks in the plan")
-    max_tokens: int | None = Field(default=None, gt=0, description="input + output tokens")
-    max_cost_usd: float | None = Field(default=None, gt=0, description="estimated cost, USD")
-    max_seconds: float | None = Field(default=None, gt=0, description="wall-clock seconds")
-
-
-class BudgetExceeded(MissionError):
-    """The goal run spent its budget; nothing more may start."""
+    max_subtasks: int | None = Field(
+        default=None, gt=0, le=MAX_EXACT_INT, description="most subtasks in the plan"
+    )
+    max_tokens: int | None = Field(
+        default=None, gt=0, le=MAX_EXACT_INT, description="input + output tokens"
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=MAX_EXACT_INT, description="estimated cost, USD"
+    )
+    max_seconds: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_SECONDS, description="wall-clock seconds, a year at most"
+    )
 
 
 def overspent(budget: Budget, tokens: int, cost_usd: float, elapsed_s: float) -> str | None:

@@ -7,16 +7,20 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInput, PlanError
 
-KINDS = ("browse", "extract", "structure", "synthesize", "write")
+KINDS = ("search", "browse", "extract", "structure", "synthesize", "write")
+# Kinds every installation has; `search` needs a retriever (MISSION_SEARCH_URL, ...).
+BASE_KINDS = frozenset(KINDS) - {"search"}
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 # Control characters (but tab, newline, carriage return), DEL, C1 controls and unpaired
 # surrogates: none belongs in text a person or a model writes, terminals act on some, and
 # PostgreSQL refuses NUL and unpaired surrogates in text.
+_NOT_URL = re.compile(r"[\s\"'<>`{}|\\^\x00-\x1f\x7f“”‘’«»]")
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -33,12 +37,13 @@ def text_problem(text: str) -> str | None:
 class Subtask(BaseModel):
     """One node of the plan."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN would slip past the temperature's bounds and reach the model; refused by name.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(pattern=SLUG_PATTERN, description="short slug, unique in the plan")
     title: str = Field(min_length=1, max_length=200)
     instruction: str = Field(description="what the model should do, in full")
-    kind: str = Field(description="browse | extract | structure | synthesize | write")
+    kind: str = Field(description="search | browse | extract | structure | synthesize | write")
     tier: str = Field(description="model tier: vision | fast | structured | deep | writer")
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     depends_on: tuple[str, ...] = ()
@@ -89,7 +94,26 @@ class PlanLimits:
     max_depth: int = 12
     max_instruction_chars: int = 4000
     max_goal_chars: int = 4000
-    kinds: frozenset[str] = frozenset(KINDS)
+    kinds: frozenset[str] = BASE_KINDS
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a web address a browse subtask can open (in words), or None. Read
+    with a real URL parser: `https://example.com/a",` (a model's trailing quote) is refused."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    if found := _NOT_URL.search(url):
+        return f"contains {found.group()!r}, which a URL cannot (spaces, quotes, controls)"
+    if url.endswith((",", ";", ".")):
+        return "ends with punctuation that belongs to the sentence around it, not the URL"
+    return None
 
 
 def check_goal(goal: str, max_chars: int) -> str:
@@ -133,6 +157,11 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
         if s.id in ids:
             raise PlanError(f"{where}: duplicate id")
         ids.add(s.id)
+        if s.kind == "search" and "search" not in limits.kinds:
+            raise PlanError(
+                f"{where}: kind 'search' needs a search service, and none is configured "
+                "(MISSION_SEARCH_URL, MISSION_SEARCH=anthropic or MISSION_SEARCH_CORPUS)"
+            )
         if s.kind not in limits.kinds:
             raise PlanError(
                 f"{where}: unknown kind {s.kind!r} (known: {', '.join(sorted(limits.kinds))})"
@@ -155,12 +184,8 @@ def validate_plan(data: Mapping[str, Any] | str | bytes, limits: PlanLimits) -> 
             raise PlanError(f"{where}: depends on itself")
         if len(set(s.depends_on)) != len(s.depends_on):
             raise PlanError(f"{where}: lists a dependency twice")
-        if (
-            s.kind == "browse"
-            and s.url is not None
-            and not s.url.startswith(("http://", "https://"))
-        ):
-            raise PlanError(f"{where}: url must start with http:// or https://")
+        if s.url is not None and (problem := url_problem(s.url)):
+            raise PlanError(f"{where}: url {problem}")
     for s in plan.subtasks:
         for dep in s.depends_on:
             if dep not in ids:

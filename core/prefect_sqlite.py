@@ -2,7 +2,7 @@
 
 `python -m core.prefect_sqlite server start ...` is `prefect server start ...` with one change
 to how the server opens a transaction on SQLite (`PrefectServer` starts it this way when it
-has no PostgreSQL URL).
+has no PostgreSQL URL), behind the same Host check as core.local_server's.
 
 Prefect opens its write transactions DEFERRED: the transaction reads first and asks for
 SQLite's write lock at its first write. If another connection holds the lock at that moment,
@@ -30,8 +30,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
-from prefect.server.database.configurations import SQLITE_BEGIN_MODE, AioSqliteConfiguration
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+from core.local_server import LOCAL_HOSTS
+from core.prefect_compat.server import (
+    SQLITE_BEGIN_MODE,
+    AioSqliteConfiguration,
+    refuse_foreign_hosts,
+    use_database_config,
+)
 
 TURN_WAIT_S = 10.0
 # Under prefect.server: the server's log shows it in its own format, next to its own lines.
@@ -86,13 +93,13 @@ class TakingTurns(AioSqliteConfiguration):
 
 def main() -> None:
     from prefect.cli import app
-    from prefect.server.database.dependencies import MODELS_DEPENDENCIES
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
     url = PREFECT_API_DATABASE_CONNECTION_URL.value()
     if url is None or not url.startswith("sqlite"):
         sys.exit(f"core.prefect_sqlite is for a Prefect server on SQLite, not {url}")
-    MODELS_DEPENDENCIES["database_config"] = TakingTurns(connection_url=url)
+    use_database_config(TakingTurns(connection_url=url))
+    refuse_foreign_hosts(LOCAL_HOSTS)
     app()
 
 

@@ -5,34 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from core.budget import Budget
+from core.citations import CitationReport
+from core.forecast import Forecast
 from core.pricing import Usage
-
-# Prefect state names folded into the document's counts.
-STATE_BUCKETS: dict[str, str] = {
-    "Scheduled": "pending",
-    "Pending": "pending",
-    "NotReady": "pending",
-    "Late": "pending",
-    "AwaitingRetry": "pending",
-    "Paused": "pending",
-    "Suspended": "pending",
-    "Running": "running",
-    "Retrying": "running",
-    "Completed": "completed",
-    "Cached": "completed",
-    "Failed": "failed",
-    "Crashed": "failed",
-    "TimedOut": "failed",
-    "Cancelling": "cancelled",
-    "Cancelled": "cancelled",
-    "Skipped": "skipped",
-    "Halted": "cancelled",  # not started: the goal run's budget was spent
-}
-TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled", "TimedOut"}
-SUBTASK_TERMINAL = TERMINAL | {"Cached", "Skipped", "Halted"}
+from core.revision import Replan
+from core.sources import Source
+from core.states import Bucket, bucket_of
 
 
 class SubtaskProgress(BaseModel):
@@ -47,6 +28,14 @@ class SubtaskProgress(BaseModel):
     ended_at: datetime | None = None
     learned: str | None = None
     error: str | None = None
+    revision: int = 0  # the plan revision that added it
+    replaced_by: str | None = None  # the subtask that replaced it after it failed
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bucket(self) -> Bucket:
+        """pending, running, completed, failed, cancelled or skipped (core.states)."""
+        return bucket_of(self.state)
 
 
 class Counts(BaseModel):
@@ -62,8 +51,7 @@ class Counts(BaseModel):
 def count_states(subtasks: list[SubtaskProgress]) -> Counts:
     counts = Counts(total=len(subtasks))
     for s in subtasks:
-        bucket = STATE_BUCKETS.get(s.state, "pending")
-        setattr(counts, bucket, getattr(counts, bucket) + 1)
+        setattr(counts, s.bucket, getattr(counts, s.bucket) + 1)
     return counts
 
 
@@ -83,6 +71,14 @@ class BudgetReport(Budget):
     exceeded: str | None = None
 
 
+class TierReport(BaseModel):
+    """A tier the plan uses: its model and how many of its subtasks may run at once (None: no
+    limit), as this installation's settings say."""
+
+    model: str | None = None
+    limit: int | None = None
+
+
 class ProgressDocument(BaseModel):
     id: str
     goal: str
@@ -96,9 +92,22 @@ class ProgressDocument(BaseModel):
     counts: Counts = Field(default_factory=Counts)
     learned: list[Learned] = Field(default_factory=list)
     result: str | None = None
+    sources: list[Source] = Field(default_factory=list)
+    citations: CitationReport = Field(default_factory=CitationReport)
+    plan_revision: int = 0  # how many revisions of the plan ran
+    replans: list[Replan] = Field(default_factory=list)
     usage: UsageReport = Field(default_factory=UsageReport)
     budget: BudgetReport | None = None
+    tiers: dict[str, TierReport] = Field(default_factory=dict)  # the plan's tiers
+    forecast: Forecast | None = None  # the plan's likely cost, while it waits for approval
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bucket(self) -> Bucket:
+        """pending, running, completed, failed or cancelled (core.states)."""
+        return bucket_of(self.state)
 
     @property
     def finished(self) -> bool:
-        return self.state in TERMINAL
+        """The goal run has ended (completed, failed or cancelled): nothing changes any more."""
+        return self.bucket in ("completed", "failed", "cancelled")

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from prefect import allow_failure
 from prefect.futures import PrefectFuture
 
-from core.plan import Plan, Subtask
+from core.goal_run import subtask_run_name
+from core.plan import Plan
 from core.settings import Settings
 from tasks.subtask import run_subtask
-
-# A subtask's task run is named `<id>: <title>`; the planner's and joiner's names contain no colon.
-SUBTASK_RUN_NAME = re.compile(r"^([a-z0-9][a-z0-9_-]{0,39}): ")
-
-
-def subtask_run_name(subtask: Subtask) -> str:
-    """`<id>: <title>`, escaped so Prefect does not read the title as a format string."""
-    return f"{subtask.id}: {subtask.title}".replace("{", "{{").replace("}", "}}")
 
 
 def compile_plan(plan: Plan, settings: Settings) -> dict[str, PrefectFuture[Any]]:
@@ -28,7 +20,20 @@ def compile_plan(plan: Plan, settings: Settings) -> dict[str, PrefectFuture[Any]
     (which then marks itself Skipped) instead of leaving it waiting forever.
     """
     futures: dict[str, PrefectFuture[Any]] = {}
+    submit_subtasks(plan, [s.id for s in plan.subtasks], futures, settings)
+    return futures
+
+
+def submit_subtasks(
+    plan: Plan, ids: list[str], futures: dict[str, PrefectFuture[Any]], settings: Settings
+) -> None:
+    """Submit the subtasks `ids` of `plan` (a revision's, into a running goal run), in
+    dependency order; their dependencies' futures are read from and theirs written to
+    `futures` (a subtask run again replaces its earlier future there)."""
+    wanted = set(ids)
     for subtask in plan.topological_order():
+        if subtask.id not in wanted:
+            continue
         upstream = {dep: allow_failure(futures[dep]) for dep in subtask.depends_on}
         runner = run_subtask.with_options(
             name=subtask_run_name(subtask),
@@ -37,4 +42,3 @@ def compile_plan(plan: Plan, settings: Settings) -> dict[str, PrefectFuture[Any]
             retries=settings.subtask_retries,
         )
         futures[subtask.id] = runner.submit(subtask, upstream, plan.goal)
-    return futures

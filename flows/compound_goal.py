@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
 from prefect import allow_failure, flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture
-from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.artifacts import (
+    OUTCOME_KEY,
+    RESULT_KEY,
+    OutcomeRow,
+    SubtaskResult,
+    table_data,
+)
 from core.budget import Budget
+from core.goal_run import FLOW_NAME
 from core.plan import Plan, check_goal, validate_plan
 from core.settings import Settings, get_settings
-from flows.compile import compile_plan
-from tasks import records
-from tasks.budget import close_budget, halt, open_budget, seconds_left
-from tasks.join import join_results, missing_note
+from core.stop import GoalStopped
+from core.tier_limits import ensure_tier_limits
+from flows.admission import skip_over_the_cap
+from flows.cancel_watch import CancelWatch
+from flows.ended import announce_end
+from flows.replanning import Execution, await_approval, await_futures, write_plan
+from tasks import records, run_log
+from tasks.join import Answer, join_results, missing_note
+from tasks.ledger import RunLedger, close_ledger, open_ledger
 from tasks.planner import plan_goal
-from tasks.tier_gate import ensure_tier_limits, tier_tags_without_leases
+from tasks.tier_gate import tier_tags_without_leases
 
-FLOW_NAME = "compound-goal"
 # Every subtask holds a worker thread while it waits for its dependencies; threads are made
 # on demand, so this is only the ceiling (settings cap a plan far below it).
 MAX_THREADS = 256
-# How often a goal run paused for approval asks the server whether it was resumed.
-APPROVAL_POLL_S = 1
+# How long a cancelled run waits for its subtasks to settle before marking the rest itself.
+SETTLE_S = 1.0
 
 
 def _run_name() -> str:
@@ -39,50 +51,12 @@ def _run_name() -> str:
     return goal if len(goal) <= 60 else goal[:57] + "..."
 
 
-def _answer(joined: PrefectFuture[str], run_id: UUID) -> Any:
-    """The join's answer. With a wall-clock budget, the run is halted when the time runs out:
-    model calls in flight finish, nothing else starts, and the join answers without a call."""
-    left = seconds_left(run_id)
-    if left is not None:
-        try:
-            return joined.result(timeout=max(left, 0.0), raise_on_failure=False)
-        except TimeoutError:
-            halt(run_id, "the wall-clock budget ran out")
-    return joined.result(raise_on_failure=False)
-
-
-def plan_table(plan: Plan) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": s.id,
-            "title": s.title,
-            "instruction": s.instruction,
-            "kind": s.kind,
-            "tier": s.tier,
-            "temperature": s.temperature,
-            "depends_on": ", ".join(s.depends_on),
-            "url": s.url or "",
-        }
-        for s in plan.subtasks
-    ]
-
-
-class PlanDecision(RunInput):
-    """What `POST /task/{id}/approve` sends a paused goal run: an edited plan, or none to run
-    the plan as it is."""
-
-    plan: dict[str, Any] | None = None
-
-
-def _await_approval(the_plan: Plan, settings: Settings) -> Plan:
-    """Pause after planning until the plan is approved (maybe edited) or the run cancelled."""
-    create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
-    decision = pause_flow_run(
-        wait_for_input=PlanDecision,
-        timeout=settings.approval_timeout_s,
-        poll_interval=APPROVAL_POLL_S,
-        key="plan-approval",
-    )
+def _await_approval(
+    the_plan: Plan, settings: Settings, ledger: RunLedger, watch: CancelWatch
+) -> Plan:
+    """Pause after planning until the plan is approved (maybe edited)."""
+    write_plan(the_plan)
+    decision = await_approval(watch.flow_run_id, "plan-approval", settings, ledger, watch)
     if decision.plan is None:
         return the_plan
     return validate_plan({**decision.plan, "goal": the_plan.goal}, settings.plan_limits())
@@ -105,88 +79,189 @@ def compound_goal(
     `approve`: pause after planning until the plan is approved. `budget`: limits (see
     core.budget.Budget) that halt the run when spent.
     """
+    if skipped := skip_over_the_cap():
+        return skipped
     settings = get_settings()
     limits = Budget.model_validate(budget or {})
     run_id = UUID(str(flow_run.get_id()))
-    open_budget(run_id, limits)
+    ledger = open_ledger(run_id, limits, settings.home)
+    watch = CancelWatch(run_id, ledger.stop).start()
     try:
-        return _run_goal(run_id, goal, plan, approve, limits, settings)
+        state = _run_goal(ledger, watch, goal, plan, approve, settings)
+    except GoalStopped:  # stopped while planning or waiting for approval: nothing ran
+        state = _stopped_state(ledger, {})
     finally:
-        close_budget(run_id)
+        watch.close()
+        close_ledger(run_id)
+    run_log.outcome(state.name or state.type.value, state.message)
+    announce_end(goal, state)
+    return state
 
 
 def _run_goal(
-    run_id: UUID,
+    ledger: RunLedger,
+    watch: CancelWatch,
     goal: str,
     plan: dict[str, Any] | None,
     approve: bool,
-    limits: Budget,
     settings: Settings,
 ) -> State:
+    limits = ledger.budget
     if plan is not None:
         the_plan = validate_plan({"goal": goal, **plan}, settings.plan_limits())
     else:
         the_plan = plan_goal(check_goal(goal, settings.max_goal_chars))
     if approve:
         try:
-            the_plan = _await_approval(the_plan, settings)
+            the_plan = _await_approval(the_plan, settings, ledger, watch)
         except FlowPauseTimeout:
             return Cancelled(
                 message=f"the plan was not approved within {settings.approval_timeout_s} s"
             )
     if limits.max_subtasks is not None and len(the_plan.subtasks) > limits.max_subtasks:
-        create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
+        write_plan(the_plan)
         return Failed(
             message=f"budget exceeded: the plan has {len(the_plan.subtasks)} subtasks, "
             f"the budget allows {limits.max_subtasks}; nothing was run"
         )
+    run_log.plan(the_plan)
     ensure_tier_limits(settings.limits)
 
     with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
-        futures = compile_plan(the_plan, settings)
-        # Written once the subtasks are under way, so it costs them no time.
-        create_table_artifact(plan_table(the_plan), key="goal-plan", description=the_plan.goal)
-        joined = join_results.submit(the_plan, {k: allow_failure(f) for k, f in futures.items()})
-        answer = _answer(joined, run_id)
-    join_failed = not isinstance(answer, str)
-    if join_failed:
-        answer = f"The join step failed, so there is no final answer: {answer}" + missing_note(
-            the_plan, {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+        run = Execution(the_plan, settings, ledger, watch, approve).start()
+        answer = _execute(run)
+    if answer is None:
+        return _finish_stopped(run.plan, run.futures, ledger)
+    futures = run.live_futures()
+    join_failed = not isinstance(answer, Answer)
+    if isinstance(answer, Answer):
+        text = answer.text
+    else:
+        results = {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+        text = f"The join step failed, so there is no final answer: {answer}" + missing_note(
+            run.answering_plan, results
         )
-    # Task run states reach the server's database a moment after the flow sees them; this
-    # table makes the finished goal run's document exact the instant the flow returns. Its
-    # attempt tells it apart from an earlier attempt's table when the goal run is retried.
-    attempt = flow_run.get_run_count()
-    outcome = [
-        {
-            "id": k,
-            "state": f.state.name,
-            "message": f.state.message or "",
-            "at": str(f.state.timestamp),
-            "attempt": attempt,
-        }
-        for k, f in futures.items()
-    ]
-    create_table_artifact(outcome, key="goal-outcome", description=the_plan.goal)
-    create_markdown_artifact(answer, key="goal-result", description=the_plan.goal)
-    records.flush()
+    _write_outcome(run.plan, run.futures, text, ledger)
 
-    halted = close_budget(run_id)
-    if halted is not None:
+    if ledger.stop.is_set():  # halted: the budget was spent
         stopped = [k for k, f in futures.items() if f.state.name != "Completed"]
         return Failed(
-            message=f"budget exceeded: {halted}; {len(stopped)} subtask(s) did not finish "
-            f"({', '.join(stopped) or '-'})",
-            data=answer,
+            message=f"budget exceeded: {ledger.exceeded}; {len(stopped)} subtask(s) did not "
+            f"finish ({', '.join(stopped) or '-'})",
+            data=text,
         )
     failed = [k for k, f in futures.items() if not f.state.is_completed()]
     skipped = [k for k, f in futures.items() if f.state.name == "Skipped"]
+    revised = _revised_note(run)
     if failed or skipped or join_failed:
         return Failed(
             message=("the join step failed; " if join_failed else "")
             + f"{len(failed)} subtask(s) failed ({', '.join(failed) or '-'}), "
             f"{len(skipped)} skipped ({', '.join(skipped) or '-'}); "
-            "the result answers from the rest",
-            data=answer,
+            f"the result answers from the rest{revised}",
+            data=text,
         )
-    return Completed(message=f"{len(futures)} subtasks completed", data=answer)
+    return Completed(message=f"{len(futures)} subtasks completed{revised}", data=text)
+
+
+def _execute(run: Execution) -> Answer | BaseException | None:
+    """Run the plan to its answer, revising it at each replanning point while revisions are
+    left: when subtasks did not complete (the join, submitted with them as its inputs, then
+    defers without a call), and when the join finds the results insufficient. None when a
+    person cancelled the run. With nothing failing, the join starts the moment its inputs
+    are done, as without replanning."""
+    while True:
+        ask = run.can_replan()
+        joined = join_results.submit(
+            run.answering_plan,
+            {k: allow_failure(f) for k, f in run.live_futures().items()},
+            ask_missing=ask,
+        )
+        if not await_futures([joined], run.ledger) or not run.settle():
+            return None
+        answer = joined.result(raise_on_failure=False)
+        if isinstance(answer, Answer) and answer.deferred:
+            if run.can_replan():  # not when the run was halted meanwhile
+                failures = run.failures()
+                names = ", ".join(sorted(failures))
+                run.revise(f"{len(failures)} subtask(s) did not complete ({names})")
+            continue  # refused: the next join answers from what there is (or tries again)
+        if not (isinstance(answer, Answer) and answer.missing and ask):
+            return answer
+        if not run.revise("the join found the results insufficient", answer.missing):
+            return answer
+
+
+def _revised_note(run: Execution) -> str:
+    """What the goal run's message says of its replanning points (revised, replaced,
+    refused); empty when the run never reached one."""
+    ran = [r for r in run.replans if r.ran]
+    replaced = sum(len(r.replaced) for r in ran)
+    parts = [f"the plan was revised {len(ran)} time(s)"] if ran else []
+    if replaced:
+        parts.append(f"{replaced} failed subtask(s) replaced")
+    if refused := len(run.replans) - len(ran):
+        parts.append(f"{refused} revision(s) refused")
+    return "".join(f"; {part}" if i == 0 else f", {part}" for i, part in enumerate(parts))
+
+
+def _write_outcome(
+    the_plan: Plan,
+    futures: dict[str, PrefectFuture[Any]],
+    answer: str,
+    ledger: RunLedger,
+    states: dict[str, str] | None = None,
+) -> None:
+    """The outcome table and the result. Task run states reach the server's database a
+    moment after the flow sees them; this table makes the finished goal run's document exact
+    the instant the flow returns. Its attempt tells it apart from an earlier attempt's table
+    when the goal run is retried. `states` overrides what a future's state says."""
+    attempt = flow_run.get_run_count()
+    started = ledger.started_times()
+    outcome = [
+        OutcomeRow(
+            id=k,
+            state=(states or {}).get(k) or f.state.name or "Pending",
+            message=f.state.message or "",
+            at=f.state.timestamp,
+            attempt=attempt,
+            started_at=started.get(k),
+        )
+        for k, f in futures.items()
+    ]
+    create_table_artifact(table_data(outcome), key=OUTCOME_KEY, description=the_plan.goal)
+    create_markdown_artifact(answer, key=RESULT_KEY, description=the_plan.goal)
+    records.flush()
+
+
+def _finish_stopped(
+    the_plan: Plan, futures: dict[str, PrefectFuture[Any]], ledger: RunLedger
+) -> State:
+    """A person cancelled the run. Its running subtasks were aborted and end Cancelled with
+    what they had; the ones that never ran, or that Prefect left waiting on a cancelled
+    dependency, are marked Cancelled here (in the outcome table and in Prefect)."""
+    deadline = time.monotonic() + SETTLE_S
+    for future in futures.values():
+        future.wait(timeout=max(0.0, deadline - time.monotonic()))
+    unsettled = {k: f for k, f in futures.items() if not f.state.is_final()}
+    with get_client(sync_client=True) as client:
+        for future in unsettled.values():
+            client.set_task_run_state(
+                future.task_run_id, Cancelled(message=ledger.stop.reason), force=True
+            )
+    results = {k: f.state.data for k, f in futures.items() if f.state.is_completed()}
+    done = [r for r in results.values() if isinstance(r, SubtaskResult) and r.learned]
+    learned = "\n".join(f"- `{r.id}`: {r.learned}" for r in done) or "- nothing yet"
+    answer = (
+        f"**Cancelled** ({ledger.stop.reason}), so no final answer was written. "
+        f"What was learned before:\n{learned}" + missing_note(the_plan, results)
+    )
+    _write_outcome(the_plan, futures, answer, ledger, {k: "Cancelled" for k in unsettled})
+    return _stopped_state(ledger, futures)
+
+
+def _stopped_state(ledger: RunLedger, futures: dict[str, PrefectFuture[Any]]) -> State:
+    finished = sum(1 for f in futures.values() if f.state.name in ("Completed", "Cached"))
+    return Cancelled(
+        message=f"{ledger.stop.reason}; {finished} of {len(futures)} subtasks had completed"
+    )

@@ -1,26 +1,24 @@
-"""Serve the compound-goal deployment: a Prefect runner that starts each goal run it is given.
+"""Serve the compound-goal deployment: `python -m flows.serve` (what `mission up` starts).
 
-Run as `python -m flows.serve` (what `mission up` starts). Each goal run executes in its own
-subprocess, so cancelling a run stops its process and everything in it.
+By default the warm runner (flows/warm_runner.py): each goal run is claimed as it is created
+and forked from a process that has imported everything already. `--stock` serves it with
+Prefect's own `serve` instead (a fresh Python process per goal run, found by polling): the
+baseline the service benchmark compares with.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import argparse
+import asyncio
 
 from prefect import serve
-from prefect.automations import Automation
-from prefect.client.schemas.objects import StateType
+from prefect.client.orchestration import get_client
 from prefect.deployments.runner import RunnerDeployment
-from prefect.events.actions import ChangeFlowRunState
-from prefect.events.schemas.automations import EventTrigger, Posture
 
+from core.goal_run import DEPLOYMENT_NAME
 from core.settings import get_settings
-from flows.compound_goal import FLOW_NAME, compound_goal
-
-DEPLOYMENT_NAME = "compound-goal"
-DEPLOYMENT_PATH = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
-ZOMBIE_AUTOMATION = "mission: crash goal runs whose runner died"
+from flows.compound_goal import compound_goal
+from flows.warm_runner import WarmRunner
 
 
 def goal_deployment() -> RunnerDeployment:
@@ -32,52 +30,29 @@ def goal_deployment() -> RunnerDeployment:
     return deployment
 
 
-def ensure_zombie_automation(after_s: int) -> None:
-    """A goal run whose heartbeats stop (its runner was killed) is marked Crashed after
-    `after_s`; without this it would stay Running forever (see DESIGN.md)."""
-    automation = Automation(
-        name=ZOMBIE_AUTOMATION,
-        description="Goal runs send a heartbeat; a run that falls silent has lost its process.",
-        trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            expect={
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed",
-            },
-            match={"prefect.resource.id": ["prefect.flow-run.*"]},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=timedelta(seconds=after_s),
-        ),
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message=f"no heartbeat for {after_s} s: the process running this goal died",
-            )
-        ],
-    )
-    try:
-        existing = Automation.read(name=ZOMBIE_AUTOMATION)
-    except ValueError:
-        automation.create()
-        return
-    assert isinstance(existing, Automation)
-    automation.id = existing.id
-    automation.update()
-
-
-def main() -> None:
+async def serve_warm(deployment: RunnerDeployment) -> None:
     settings = get_settings()
-    serve(
-        goal_deployment(),
-        limit=settings.runner_limit,
-        pause_on_shutdown=False,
-        print_starting_message=False,
-    )
+    deployment_id = await deployment.aapply()
+    async with get_client() as client:
+        runner = WarmRunner(client, deployment_id, settings.runner_limit, settings.runner_poll_s)
+        runner.warm_up()
+        await runner.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__)
+    parser.add_argument("--stock", action="store_true", help="serve with Prefect's own runner")
+    args = parser.parse_args(argv)
+    if args.stock:
+        settings = get_settings()
+        serve(
+            goal_deployment(),
+            limit=settings.runner_limit,
+            pause_on_shutdown=False,
+            print_starting_message=False,
+        )
+        return
+    asyncio.run(serve_warm(goal_deployment()))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from core.errors import ConfigurationError, MissionError
 from core.settings import Settings, get_settings
+from core.stop import NEVER, GoalStopped, Stop
 from core.web_guard import (
     DEFAULT_PORTS,
     SOCKET_SCHEMES,
@@ -138,24 +139,27 @@ class BrowseLimits:
         )
 
 
-def browse_page(url: str, settings: Settings | None = None) -> BrowsedPage:
-    """Open `url` in a fresh browser context and look at it; BrowseError when it cannot be seen.
+def browse_page(url: str, settings: Settings | None = None, stop: Stop = NEVER) -> BrowsedPage:
+    """Open `url` in a fresh browser context and look at it; BrowseError when it cannot be seen,
+    GoalStopped (the page closed at once) when the goal run stops meanwhile.
 
     Safe to call from any thread; at most `browse_max_open` pages are open at once per process.
     """
     settings = settings or get_settings()
-    allow = settings.browse_allowlist
+    allow = settings.browse_allow
     try:
         check_url(url, allow)  # refuse before a browser is even started
     except Blocked as exc:
         raise BrowseError(f"browse {url}: blocked: {exc.message}") from None
     limits = BrowseLimits.from_settings(settings)
     with _browser.slot(settings.browse_max_open):
+        stop.check()
         return _browser.run(
             lambda browser: _see(browser, url, allow, limits),
             settings.chromium_path,
             timeout=limits.total_s + CLOSE_S * 2,
             what=f"browse {url}",
+            stop=stop,
         )
 
 
@@ -207,14 +211,20 @@ class _BrowserThread:
         chromium: Path,
         timeout: float,
         what: str,
+        stop: Stop,
     ) -> T:
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(self._with_browser(job, chromium), loop)
+        forget = stop.on_stop(future.cancel)  # the loop closes the context as the job unwinds
         try:
             return future.result(timeout)
+        except concurrent.futures.CancelledError:
+            raise GoalStopped(f"{what}: {stop.reason}") from None
         except concurrent.futures.TimeoutError:
-            future.cancel()  # the loop closes the context as the job unwinds
+            future.cancel()
             raise BrowseError(f"{what}: the browser did not answer in {timeout:g} s") from None
+        finally:
+            forget()
 
     async def _with_browser(self, job: Callable[[Browser], Awaitable[T]], chromium: Path) -> T:
         try:

@@ -9,10 +9,11 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from core.errors import PlanError
-from core.gateway import ModelRequest, Tool
+from core.gateway import call_model
+from core.gateway.types import ModelRequest, Tool
 from core.plan import KINDS, SLUG_PATTERN, Plan, check_goal, validate_plan
 from core.settings import Settings, get_settings
-from tasks.records import complete_recorded
+from tasks.ledger import current as current_ledger
 from tasks.retry import retry_if_transient
 
 SYSTEM_PROMPT = """You are the planner of Mission Control. You turn one compound goal into a \
@@ -37,6 +38,24 @@ subtasks; a final joiner combines the results, so you need not add one that only
 
 Answer only by calling the submit_plan tool."""
 
+WITH_SEARCH = """
+
+Search is available. For research, plan search -> browse -> extract -> answer:
+- a `search` subtask (tier `fast`) whose `instruction` is the search query itself;
+  it returns numbered hits (title, url, snippet), each a source;
+- then one `browse` subtask per page worth reading, depending on the search and
+  without `url`: each opens a different one of the hits, best first;
+- then `extract`, `structure` or `synthesize` subtasks over what the pages say;
+- every subtask cites the sources it was given as [n], quoting the supporting words."""
+
+WITHOUT_SEARCH = """
+
+There is no search: plan only from what the models know and from pages whose `url` you know."""
+
+
+def system_prompt(settings: Settings) -> str:
+    return SYSTEM_PROMPT + (WITH_SEARCH if settings.has_search else WITHOUT_SEARCH)
+
 
 def plan_tool(settings: Settings) -> Tool:
     subtask: dict[str, Any] = {
@@ -44,12 +63,19 @@ def plan_tool(settings: Settings) -> Tool:
         "properties": {
             "id": {"type": "string", "pattern": SLUG_PATTERN},
             "title": {"type": "string", "maxLength": 200},
-            "instruction": {"type": "string"},
-            "kind": {"type": "string", "enum": list(KINDS)},
+            "instruction": {"type": "string", "maxLength": settings.max_instruction_chars},
+            "kind": {
+                "type": "string",
+                "enum": [k for k in KINDS if k in settings.plan_limits().kinds],
+            },
             "tier": {"type": "string", "enum": sorted(settings.tiers)},
             "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-            "depends_on": {"type": "array", "items": {"type": "string"}},
-            "url": {"type": "string"},
+            "depends_on": {
+                "type": "array",
+                "items": {"type": "string", "pattern": SLUG_PATTERN},
+                "maxItems": settings.max_subtasks,
+            },
+            "url": {"type": "string", "maxLength": 2000},
         },
         "required": ["id", "title", "instruction", "kind", "tier"],
     }
@@ -75,9 +101,13 @@ def make_plan(goal: str, settings: Settings | None = None) -> Plan:
     reason = ""
     for attempt in (1, 2):
         request = ModelRequest(
-            system=SYSTEM_PROMPT, prompt=prompt, tool=tool, cache_system=True, label="planner"
+            system=system_prompt(settings),
+            prompt=prompt,
+            tool=tool,
+            cache_system=True,
+            label="planner",
         )
-        reply = complete_recorded("planner", settings.planner_tier, request)
+        reply = call_model("planner", settings.planner_tier, request, current_ledger())
         try:
             return validate_plan({**reply.data, "goal": goal}, settings.plan_limits())
         except PlanError as exc:

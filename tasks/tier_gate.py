@@ -7,11 +7,13 @@ of its tier, from one of two gates (`MISSION_TIER_GATE`):
 
 - `local` (default, for the embedded single-machine stack): slot files under
   `MISSION_HOME/tier-slots/<tier>/`, held with `flock`. Exact across every process on the
-  machine (runner subprocesses, CLI runs); the kernel frees a dead process's slot at once;
-  a freed slot reaches the next waiting subtask of the process without any server call.
+  machine (goal-run processes, CLI runs); the kernel frees a dead process's slot at once;
+  a freed slot reaches the next waiting subtask of the process without any server call (one
+  held by another process is looked for again every 25 ms). A stopped goal run's subtasks
+  stop waiting.
 - `prefect` (for the scale-out stack on PostgreSQL): one lease per subtask from the Prefect
   limit itself (exact across machines). Every lease is a server round trip and a waiting
-  subtask polls for its slot: the 50-subtask DAG with limits takes 10.4 s this way and 7.0 s
+  subtask polls for its slot, so the 50-subtask DAG with limits takes longer this way than
   with the local gate (docs/benchmarks.md), which is why it is not the default there.
 
 Tier tags: every subtask task run carries the tag `tier:<name>`, and Prefect's task engine asks
@@ -33,23 +35,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.concurrency import services as prefect_concurrency_services
 from prefect.concurrency.sync import concurrency
 
+from core.prefect_compat import remember_no_tag_limits
+from core.stop import NEVER, Stop
+from core.tier_limits import limit_name
+
 LEASE_S = 60.0
-
-
-def limit_name(tier: str) -> str:
-    return f"tier:{tier}"
-
-
-def ensure_tier_limits(limits: dict[str, int]) -> None:
-    """Create or update the Prefect limit of every limited tier (safe to repeat)."""
-    if not limits:
-        return
-    with get_client(sync_client=True) as client:
-        for tier, limit in limits.items():
-            client.upsert_global_concurrency_limit_by_name(limit_name(tier), limit)
+STOP_CHECK_S = 0.1
+CROSS_PROCESS_POLL_S = 0.025
 
 
 class LocalSlots:
@@ -63,28 +57,35 @@ class LocalSlots:
         self._local = threading.BoundedSemaphore(limit)
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self._local:
-            fd = self._take()
+    def slot(self, stop: Stop = NEVER) -> Iterator[None]:
+        """Hold a slot for the block; GoalStopped as soon as `stop` is set while waiting."""
+        # A freed slot wakes the next waiter of this process at once; the timeout only
+        # bounds how long a stopped goal run's subtask goes on waiting.
+        while not self._local.acquire(timeout=STOP_CHECK_S):
+            stop.check()
+        try:
+            fd = self._take(stop)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+        finally:
+            self._local.release()
 
-    def _take(self) -> int:
+    def _take(self, stop: Stop) -> int:
         start = random.randrange(len(self._paths))
-        for path in self._paths[start:] + self._paths[:start]:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                os.close(fd)
-        # Every slot is held by other processes: wait for one of them.
-        fd = os.open(self._paths[start], os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
+        while True:
+            for path in self._paths[start:] + self._paths[:start]:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    os.close(fd)
+            # Every slot is held by other processes (other goal runs): look again shortly.
+            if stop.wait(CROSS_PROCESS_POLL_S):
+                stop.check()
 
 
 _local_slots: dict[tuple[Path, int], LocalSlots] = {}
@@ -92,8 +93,11 @@ _local_lock = threading.Lock()
 
 
 @contextmanager
-def tier_slot(tier: str, limit: int | None, gate: str, home: Path) -> Iterator[None]:
-    """Hold one slot of `tier` for the duration of the block (no-op for unlimited tiers)."""
+def tier_slot(
+    tier: str, limit: int | None, gate: str, home: Path, stop: Stop = NEVER
+) -> Iterator[None]:
+    """Hold one slot of `tier` for the duration of the block (no-op for unlimited tiers);
+    a stopped goal run stops waiting for one (GoalStopped)."""
     if limit is None:
         yield
     elif gate == "prefect":
@@ -103,7 +107,7 @@ def tier_slot(tier: str, limit: int | None, gate: str, home: Path) -> Iterator[N
         key = (home / "tier-slots" / tier, limit)
         with _local_lock:
             slots = _local_slots.get(key) or _local_slots.setdefault(key, LocalSlots(*key))
-        with slots.slot():
+        with slots.slot(stop):
             yield
 
 
@@ -119,9 +123,7 @@ def tier_tags_without_leases(tiers: set[str]) -> Iterator[None]:
 
     def keep_fresh() -> None:
         while True:
-            with prefect_concurrency_services._cache_lock:
-                for key in limitless:
-                    prefect_concurrency_services._no_limits_cache[key] = True
+            remember_no_tag_limits(limitless)
             if done.wait(1.0):
                 return
 

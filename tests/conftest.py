@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from core.local_server import server_auth
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import free_port
 
@@ -31,6 +32,9 @@ os.environ.update(
     ANTHROPIC_BASE_URL=_FAKE.url,
     PREFECT_HOME=str(_HOME / "prefect"),
     PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
+    # The session's credentials: every Prefect server the tests start asks for them (one
+    # server per home would otherwise have its own), and every client sends them.
+    PREFECT_API_AUTH_STRING=server_auth(_HOME),
     PREFECT_UI_URL=f"http://127.0.0.1:{_PREFECT_PORT}",
     PREFECT_SERVER_ANALYTICS_ENABLED="false",
     PREFECT_LOGGING_LEVEL="WARNING",
@@ -49,10 +53,30 @@ for name in list(os.environ):
 def reset_settings() -> None:
     """Drop cached settings and providers so the next call sees the current environment."""
     from core import gateway
-    from core.settings import get_settings
+    from core.settings import forget_settings
 
-    get_settings.cache_clear()
+    forget_settings()
     gateway._providers.clear()
+
+
+# Fixtures that start a Prefect server, a whole stack or llama-server (tests/real_model, which
+# builds it on first use): a test using one belongs in the slow
+# tier, and the quick tier (`pytest -m "not slow"`) must never start one by accident.
+SLOW_FIXTURES = frozenset({"prefect_server", "own_prefect", "stack", "llama_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start a Prefect server or a stack but are not marked slow:\n"
+            + "\n".join(unmarked)
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.stack import Stack, sse_events
+import httpx
+
+from tests.stack import Stack, prefect_basic_auth, sse_events
 
 FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
@@ -92,6 +94,28 @@ class Burst:
     @property
     def median_ms(self) -> float:
         return statistics.median(self.latencies_ms)
+
+
+def _count(client: httpx.Client, body: dict[str, Any]) -> int:
+    response = client.post("/task_runs/count", json=body)
+    assert response.status_code == 200, response.text
+    return int(response.json())
+
+
+def recorded(prefect_api_url: str, run_ids: list[str], timeout_s: float = 120) -> float:
+    """Seconds until the Prefect server's database holds a final state for every task run of
+    these goal runs: task run states arrive as events, recorded a moment later; a server
+    stopped before it has caught up drops the events still in its queue."""
+    started = time.monotonic()
+    body = {
+        "flow_runs": {"id": {"any_": run_ids}},
+        "task_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING", "PAUSED"]}}},
+    }
+    with httpx.Client(base_url=prefect_api_url, auth=prefect_basic_auth(), timeout=30) as client:
+        while (left := _count(client, body)) > 0:
+            assert time.monotonic() - started < timeout_s, f"{left} task run states not recorded"
+            time.sleep(0.5)
+    return time.monotonic() - started
 
 
 def burst(

@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
+def prefect_basic_auth() -> httpx.BasicAuth:
+    """The credentials of the Prefect servers the tests and benchmarks start
+    (PREFECT_API_AUTH_STRING), for requests made without Prefect's client."""
+    user, _, password = os.environ["PREFECT_API_AUTH_STRING"].partition(":")
+    return httpx.BasicAuth(user, password)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,6 +75,9 @@ def start_stack(prefect_api_url: str, **env: str) -> Stack:
         env={
             **os.environ,
             "MISSION_PREFECT_API_URL": prefect_api_url,
+            # The same server for Prefect's own settings: a stack on a server of its own
+            # must not follow events on the session's server named by the test process.
+            "PREFECT_API_URL": prefect_api_url,
             "MISSION_PORT": str(port),
             "MISSION_PASSWORD": PASSWORD,
             "MISSION_API_TOKENS": f"{TOKEN},second-token-abcdef",
@@ -185,17 +195,27 @@ def stop_scaleout(scaleout: Scaleout) -> int:
 
 
 def goal_run_processes(run_id: str) -> tuple[int, int]:
-    """(the goal run's process, the runner or worker process that started it), found by the
-    flow run id Prefect puts in the goal run process's environment."""
+    """(the goal run's process, the runner or worker process that started it). A goal run
+    forked by the warm runner names its run in its command line (`mission goal-run <id>`),
+    and its parent is the runner's fork server; one started by a Prefect worker has the id
+    in its environment."""
+    title = f"mission goal-run {run_id}".encode()
     marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+            forked = (entry / "cmdline").read_bytes().startswith(title)
+            if not forked and marker not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = _parent(int(entry.name))
+            if forked:
+                parent = _parent(parent)  # the fork server's parent: the runner
         except (OSError, IndexError, ValueError):
             continue
         return int(entry.name), parent
     raise AssertionError(f"no process runs goal run {run_id}")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

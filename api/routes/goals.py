@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prefect.client.schemas.objects import FlowRun
 
+from api import events
 from api.auth import UserDep
-from api.deps import HubDep, PrefectDep, SettingsDep, WritesDep
+from api.deps import ActiveRunsDep, DeltasDep, HubDep, PrefectDep, SettingsDep
 from api.schemas import (
     Accepted,
     Approval,
@@ -23,13 +24,17 @@ from api.schemas import (
     GoalSummary,
     PlanFile,
 )
+from api.streams import StreamSlotDep
 from core.errors import InvalidInput
-from core.plan import SLUG_PATTERN, check_goal, validate_plan
+from core.goal_run import GoalParameters
+from core.plan import SLUG_PATTERN, validate_plan
 from core.progress import ProgressDocument
-from flows import goal_runs
-from flows.progress import (
+from core.states import bucket_of
+from services import goal_runs
+from services.prefect_reads import prefect_run_url
+from services.progress import (
     SubtaskDetail,
-    prefect_run_url,
+    read_goal_run,
     read_plan,
     read_progress,
     read_subtask,
@@ -85,33 +90,33 @@ async def submit_goal(
     user: UserDep,
     settings: SettingsDep,
     prefect: PrefectDep,
-    writes: WritesDep,
+    active_runs: ActiveRunsDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Any:
     """Start a goal run. The same `Idempotency-Key` (per client) returns the same run."""
-    goal = check_goal(body.goal, settings.max_goal_chars)
-    plan = None
-    if body.plan is not None:
-        checked = validate_plan({**body.plan, "goal": goal}, settings.plan_limits())
-        plan = checked.model_dump(mode="json", exclude={"goal"})
-    parameters = {
-        "goal": goal,
-        "plan": plan,
-        "approve": body.approve,
-        "budget": body.budget.model_dump(exclude_none=True) if body.budget else None,
-    }
+    parameters = GoalParameters.build(
+        body.goal,
+        plan=body.plan,
+        approve=body.approve,
+        budget=body.budget,
+        max_goal_chars=settings.max_goal_chars,
+        limits=settings.plan_limits(),
+    )
     tag = goal_runs.idempotency_tag(user.name, idempotency_key) if idempotency_key else None
-    deployment_id = await goal_runs.goal_deployment(prefect, settings.deployment)
-    # Only what must not interleave with another submission is done holding the lock.
-    async with writes:
-        if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
-            if earlier.parameters != parameters:
-                raise InvalidInput("this Idempotency-Key was already used for a different request")
-            return _created(request, earlier)
-        active = await goal_runs.count_active(prefect)
-        if active >= settings.max_active_runs:
-            return _too_many(active, settings.max_active_runs)
-        run = await goal_runs.submit_goal_run(prefect, deployment_id, parameters, tag)
+    await goal_runs.known_goal_deployment(prefect, settings.deployment)  # 503 before the count
+    if tag is not None and (earlier := await goal_runs.find_by_idempotency(prefect, tag)):
+        if earlier.parameters != parameters.as_prefect():
+            raise InvalidInput("this Idempotency-Key was already used for a different request")
+        return _created(request, earlier)
+    if (active := await active_runs.admit(prefect, settings.max_active_runs)) is not None:
+        return _too_many(active, settings.max_active_runs)
+    try:
+        # Two submissions with the same key at once: Prefect's own idempotency key makes
+        # them one goal run.
+        run = await goal_runs.submit_goal_run(prefect, settings.deployment, parameters, tag)
+    except BaseException:
+        active_runs.release()
+        raise
     return _created(request, run)
 
 
@@ -130,6 +135,7 @@ async def list_goals(
             id=str(run.id),
             goal=str(run.parameters.get("goal", "")),
             state=run.state.name if run.state else "Scheduled",
+            bucket=bucket_of(run.state.name if run.state and run.state.name else "Scheduled"),
             message=run.state.message if run.state else None,
             created_at=run.created,
             started_at=run.start_time,
@@ -146,9 +152,12 @@ async def list_goals(
 
 
 @router.get("/{flow_run_id}/progress", response_model=ProgressDocument, responses=NOT_FOUND)
-async def goal_progress(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> ProgressDocument:
-    """The progress document, read from the Prefect API."""
-    return await read_progress(prefect, flow_run_id)
+async def goal_progress(
+    flow_run_id: UUID, user: UserDep, prefect: PrefectDep, hub: HubDep
+) -> ProgressDocument:
+    """The progress document: the event-fed one when someone watches the run, else read from
+    the Prefect API."""
+    return hub.latest(flow_run_id) or await read_progress(prefect, flow_run_id)
 
 
 @router.get(
@@ -161,7 +170,7 @@ async def subtask_detail(
     prefect: PrefectDep,
 ) -> SubtaskDetail:
     """One subtask's full output, learned line and error."""
-    await goal_runs.read_goal_run(prefect, flow_run_id)
+    await read_goal_run(prefect, flow_run_id)
     return await read_subtask(prefect, flow_run_id, subtask_id)
 
 
@@ -169,59 +178,54 @@ async def subtask_detail(
 async def goal_plan(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> dict[str, Any]:
     """The goal run's plan in the plan file's format (instructions included): what
     `approve` accepts, edited."""
-    await goal_runs.read_goal_run(prefect, flow_run_id)
+    await read_goal_run(prefect, flow_run_id)
     return await read_plan(prefect, flow_run_id)
 
 
-def _version(doc: ProgressDocument) -> str:
-    return hashlib.sha256(doc.model_dump_json().encode()).hexdigest()[:16]
+async def existing_goal_run(flow_run_id: UUID, prefect: PrefectDep) -> UUID:
+    """The goal run id, or 404 before a stream starts (a stream's status is sent first)."""
+    await read_goal_run(prefect, flow_run_id)
+    return flow_run_id
+
+
+def _json_error(description: str) -> dict[str, Any]:
+    """An error answered as JSON on a route whose own media type is not JSON."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 @router.get(
     "/{flow_run_id}/events",
     responses={
-        **NOT_FOUND,
         200: {"content": {"text/event-stream": {}}, "description": "progress documents"},
+        401: _json_error("not authenticated"),
+        404: _json_error("no goal run has this id"),
+        422: _json_error("the request is invalid; the detail says why"),
+        429: _json_error("this client holds MISSION_MAX_STREAMS_PER_CLIENT streams already"),
+        503: _json_error("the Prefect server is unreachable"),
     },
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
 async def goal_events(
-    flow_run_id: UUID,
+    flow_run_id: Annotated[UUID, Depends(existing_goal_run)],
     user: UserDep,
+    slot: StreamSlotDep,
     settings: SettingsDep,
-    prefect: PrefectDep,
     hub: HubDep,
+    deltas: DeltasDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-) -> StreamingResponse:
+) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: one `progress` message (the whole document) per change, pushed
-    from Prefect's event stream; `: heartbeat` comments while nothing changes; an `end`
-    message after the final document. The event id is the document's version: reconnecting
-    with `Last-Event-ID` skips a document the client already has."""
-    await goal_runs.read_goal_run(prefect, flow_run_id)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[str]:
-        last = last_event_id
-        yield "retry: 1000\n\n"
-        try:
-            async for doc in hub.watch(flow_run_id, settings.events_heartbeat_s):
-                if doc is None:
-                    yield ": heartbeat\n\n"
-                    continue
-                version = _version(doc)
-                if version != last:
-                    last = version
-                    yield f"id: {version}\nevent: progress\ndata: {doc.model_dump_json()}\n\n"
-        except Exception as exc:  # the stream is already open: say so in it, then end
-            error = ErrorBody(detail=f"lost the Prefect event stream: {exc}")
-            yield f"event: error\ndata: {error.model_dump_json()}\n\n"
-            return
-        yield "event: end\ndata: {}\n\n"
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    from Prefect's event stream; `delta` messages (`{"subtask", "text"}`, text to append) while
+    a subtask's model writes, the first for each subtask with `"restart": true` and its text so
+    far; `: heartbeat` comments while nothing changes; an `end` message after the final
+    document. The event id is the document's version: reconnecting with `Last-Event-ID`
+    skips a document the client already has. A client holds at most
+    `MISSION_MAX_STREAMS_PER_CLIENT` at once (per API process)."""
+    async for event in events.goal_events(
+        hub, deltas, flow_run_id, settings.events_heartbeat_s, last_event_id
+    ):
+        yield event
 
 
 @router.post(
@@ -247,15 +251,22 @@ async def cancel_goal(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> 
     | {429: {"model": ErrorBody, "description": "too many goal runs are active"}},
 )
 async def retry_goal(
-    flow_run_id: UUID, user: UserDep, settings: SettingsDep, prefect: PrefectDep
+    flow_run_id: UUID,
+    user: UserDep,
+    settings: SettingsDep,
+    prefect: PrefectDep,
+    active_runs: ActiveRunsDep,
 ) -> Any:
     """Run a Failed, Crashed or Cancelled goal run again, as the same run: subtasks that
     finished are taken from their persisted results (Cached); only the rest call models."""
-    await goal_runs.read_goal_run(prefect, flow_run_id)  # 404 before the cap's 429
-    active = await goal_runs.count_active(prefect)
-    if active >= settings.max_active_runs:
+    await read_goal_run(prefect, flow_run_id)  # 404 before the cap's 429
+    if (active := await active_runs.admit(prefect, settings.max_active_runs)) is not None:
         return _too_many(active, settings.max_active_runs)
-    run = await goal_runs.retry_goal_run(prefect, flow_run_id, f"retried by {user.name}")
+    try:
+        run = await goal_runs.retry_goal_run(prefect, flow_run_id, f"retried by {user.name}")
+    except BaseException:
+        active_runs.release()
+        raise
     state = run.state.name if run.state else "Scheduled"
     return Accepted(id=str(run.id), state=state, message="retrying")
 
@@ -276,7 +287,7 @@ async def approve_goal(
     """Resume a goal run paused for approval, optionally with an edited plan (validated)."""
     plan = None
     if body is not None and body.plan is not None:
-        run = await goal_runs.read_goal_run(prefect, flow_run_id)
+        run = await read_goal_run(prefect, flow_run_id)
         goal = str(run.parameters.get("goal", ""))
         checked = validate_plan({**body.plan, "goal": goal}, settings.plan_limits())
         plan = checked.model_dump(mode="json", exclude={"goal"})
@@ -292,7 +303,7 @@ async def approve_goal(
 )
 async def reject_goal(flow_run_id: UUID, user: UserDep, prefect: PrefectDep) -> Accepted:
     """Reject the plan of a paused goal run: the run is cancelled."""
-    run = await goal_runs.read_goal_run(prefect, flow_run_id)
+    run = await read_goal_run(prefect, flow_run_id)
     if run.state is None or not run.state.is_paused():
         raise goal_runs.WrongState(f"goal run {flow_run_id} is not waiting for approval")
     run = await goal_runs.cancel_goal_run(prefect, flow_run_id, f"plan rejected by {user.name}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.auth import UserDep
-from api.deps import PrefectDep, SettingsDep
+from api.deps import PrefectDep, SettingsDep, WritesDep
 from api.schemas import ErrorBody, Schedule, ScheduleList, ScheduleRequest
-from flows import schedules
-from flows.schedules import RecurringGoal
+from services import schedules
+from services.schedules import RecurringGoal
 
 router = APIRouter(
     prefix="/schedules",
@@ -29,6 +29,9 @@ router = APIRouter(
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no recurring goal has this id"}
 }
+FULL: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "there are MISSION_MAX_SCHEDULES recurring goals"}
+}
 
 
 def _schedule(recurring: RecurringGoal) -> Schedule:
@@ -39,30 +42,46 @@ def _schedule(recurring: RecurringGoal) -> Schedule:
         interval_s=recurring.interval_s,
         timezone=recurring.timezone,
         active=recurring.active,
-        plan=recurring.parameters.get("plan"),
-        budget=recurring.parameters.get("budget"),
+        plan=recurring.plan,
+        budget=recurring.budget,
         next_runs=recurring.next_runs,
+        notify=recurring.notify,
     )
 
 
-@router.post("", status_code=201, response_model=Schedule)
+@router.post("", status_code=201, response_model=Schedule, responses=FULL)
 async def create_schedule(
-    body: ScheduleRequest, user: UserDep, settings: SettingsDep, prefect: PrefectDep
+    body: ScheduleRequest,
+    request: Request,
+    user: UserDep,
+    settings: SettingsDep,
+    prefect: PrefectDep,
+    writes: WritesDep,
 ) -> Schedule:
-    """Run a goal on a cron schedule (in a timezone) or every `interval_s` seconds. Its runs
-    are ordinary goal runs: they appear in `GET /task` and on the page."""
+    """Run a goal on a cron schedule (in a timezone) or every `interval_s` seconds, never
+    more often than every `MISSION_MIN_SCHEDULE_S`; a cron must fire within a year. Its runs
+    are ordinary goal runs: they appear in `GET /task` and on the page. With `notify`, each
+    run's end is POSTed to that webhook by a Prefect automation."""
     spec = schedules.build_spec(
         body.goal,
         cron=body.cron,
         interval_s=body.interval_s,
         timezone=body.timezone,
         plan=body.plan,
-        budget=body.budget.model_dump(exclude_none=True) if body.budget else None,
+        budget=body.budget,
         active=body.active,
         max_goal_chars=settings.max_goal_chars,
         limits=settings.plan_limits(),
+        min_period_s=settings.min_schedule_s,
+        notify=body.notify,
+        notify_allow=settings.notify_allow,
     )
-    return _schedule(await schedules.create_schedule(prefect, settings.deployment, spec))
+    page_url = str(request.base_url).rstrip("/")
+    async with writes:  # the count and the create, one creation at a time
+        created = await schedules.create_schedule(
+            prefect, settings.deployment, spec, settings.max_schedules, page_url
+        )
+    return _schedule(created)
 
 
 @router.get("", response_model=ScheduleList)

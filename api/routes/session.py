@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.auth import CSRF_REFUSED, csrf_ok, current_session, gate_of, is_secure
+from api.auth import CSRF_REFUSED, csrf_ok, current_session, end_session, gate_of, is_secure
 
 # Browser pages (HTML forms, redirects), not part of the REST API's OpenAPI schema.
 router = APIRouter(tags=["session"], include_in_schema=False)
@@ -136,10 +136,13 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Clear the session cookie; with a live session, only when its CSRF token comes along."""
+    """End the session on the server (a copy of its cookie stops working, on every replica)
+    and clear the cookie; with a live session, only when its CSRF token comes along."""
     session = current_session(request, refresh=False)
-    if session is not None and not await csrf_ok(request, session.csrf):
-        raise HTTPException(403, CSRF_REFUSED)
+    if session is not None:
+        if not await csrf_ok(request, session.csrf):
+            raise HTTPException(403, CSRF_REFUSED)
+        await end_session(request, session)
     response = RedirectResponse("/login", status_code=303)
     response.headers.append("set-cookie", gate_of(request).session_cookie(None, is_secure(request)))
     return response

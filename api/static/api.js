@@ -1,6 +1,7 @@
 // Calls to the JSON API with the session cookie; every POST carries the CSRF token.
 
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+let csrfToken = null; // read on the first POST: importing this module touches no document
+const csrf = () => (csrfToken ??= document.querySelector('meta[name="csrf-token"]')?.content ?? "");
 
 /** An API refusal, with a sentence a person can act on. */
 export class ApiError extends Error {
@@ -18,7 +19,8 @@ function sentence(text) {
   return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
 }
 
-function explain(status, detail) {
+/** What to tell the person about a refused request, from its status and the server's detail. */
+export function explain(status, detail) {
   const said = typeof detail === "string" ? sentence(detail) : "";
   switch (status) {
     case 401:
@@ -41,7 +43,7 @@ function explain(status, detail) {
 /** GET or POST `path`; resolves to the JSON body, rejects with an ApiError. */
 export async function api(path, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {

@@ -29,6 +29,7 @@ export class Approval {
   }
 
   update(doc) {
+    // Prefect's Paused, one of the pending bucket's states, is the one that waits for us.
     const paused = doc.state === "Paused";
     this.section.hidden = !paused;
     if (!paused) {
@@ -36,19 +37,37 @@ export class Approval {
       return;
     }
     this.subtasks = doc.subtasks;
-    const shown = JSON.stringify(doc.subtasks.map((s) => [s.id, s.title, s.kind, s.tier, s.depends_on]));
+    const shown = JSON.stringify(
+      doc.subtasks.map((s) => [s.id, s.title, s.kind, s.tier, s.depends_on, s.revision, s.replaced_by]),
+    );
     if (shown === this.shown) return;
     this.shown = shown;
+    // A revision waiting for approval is shown as a diff of the plan: its rows marked +,
+    // the failed subtasks it replaces struck through.
+    const revision = pendingRevision(doc);
+    byId("approval-heading").textContent = revision
+      ? `Waiting for your approval of plan revision ${revision}`
+      : "Waiting for your approval";
+    byId("approval-note").textContent = revision
+      ? "The replanner proposes the subtasks marked +. Nothing of it runs until you approve it."
+      : "The planner proposed this plan. Nothing runs until you approve it.";
     byId("approval-plan").replaceChildren(
       ...doc.subtasks.map((s) => {
         const after = s.depends_on?.length ? ` · after ${s.depends_on.join(", ")}` : "";
+        const added = revision > 0 && s.revision === revision;
+        const replaced = revision > 0 && typeof s.replaced_by === "string" && s.replaced_by;
+        const mark = added ? "+" : replaced ? "−" : "";
         return el(
           "li",
-          {},
+          { class: added ? "added" : replaced ? "replaced" : null },
+          el("span", { class: "diff", text: mark, "aria-label": added ? "added" : replaced ? "replaced" : null }),
           el("code", { text: s.id }),
           " ",
           el("span", { text: s.title }),
-          el("span", { class: "muted", text: ` — ${s.kind} · tier ${s.tier}${after}` }),
+          el("span", {
+            class: "muted",
+            text: ` — ${s.kind} · tier ${s.tier}${after}${replaced ? ` · replaced by ${s.replaced_by}` : ""}`,
+          }),
         );
       }),
     );
@@ -105,4 +124,13 @@ export class Approval {
       say(byId("approval-error"), error.message);
     }
   }
+}
+
+/** The plan revision a paused goal run waits on (0: the plan as first made): the last
+ * replanning point, while it waits for approval. */
+export function pendingRevision(doc) {
+  const replans = Array.isArray(doc?.replans) ? doc.replans : [];
+  const last = replans[replans.length - 1];
+  if (!last || last.waiting !== true || last.refused || !Number.isSafeInteger(last.revision)) return 0;
+  return last.revision;
 }

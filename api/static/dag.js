@@ -33,8 +33,9 @@ export function layers(subtasks) {
     return d;
   };
   for (const s of subtasks) visit(s.id, new Set());
-  const result = [];
-  for (const s of subtasks) (result[depth.get(s.id)] ||= []).push(s);
+  const byDepth = [];
+  for (const s of subtasks) (byDepth[depth.get(s.id)] ||= []).push(s);
+  const result = byDepth.filter(Boolean); // a cycle can leave a depth empty: no empty column
   const row = new Map();
   result.forEach((layer, index) => {
     if (index > 0) {
@@ -79,6 +80,8 @@ export class Dag {
   }
 
   build(subtasks, shape) {
+    // A revision grows the plan while it runs: the nodes it adds animate in.
+    const known = this.shape === null ? null : new Set(this.nodes.keys());
     this.shape = shape;
     this.nodes.clear();
     this.edges = [];
@@ -124,7 +127,9 @@ export class Dag {
         edgeGroup.append(path);
         this.edges.push(path);
       }
-      nodeGroup.append(this.node(s, to));
+      const g = this.node(s, to);
+      if (known && !known.has(s.id)) g.classList.add("added");
+      nodeGroup.append(g);
     }
     this.select(this.selected);
   }
@@ -156,13 +161,16 @@ export class Dag {
   }
 
   paint(g, s) {
-    const key = `${s.state}|${s.tier}|${s.title}|${s.kind}`;
+    const replacedBy = typeof s.replaced_by === "string" && s.replaced_by ? s.replaced_by : "";
+    const key = `${s.state}|${bucketOf(s)}|${s.tier}|${s.title}|${s.kind}|${replacedBy}`;
     if (!g || g.dataset.key === key) return;
     g.dataset.key = key;
     g.dataset.state = s.state;
-    g.dataset.bucket = bucketOf(s.state);
-    g.querySelector(".node-meta").textContent = `${s.tier} · ${s.state}`;
-    g.querySelector("title").textContent = `${s.id}: ${s.title} (${s.kind}, tier ${s.tier}) — ${s.state}`;
-    g.setAttribute("aria-label", `Subtask ${s.id}, ${s.title}, tier ${s.tier}, ${s.state}`);
+    g.dataset.bucket = bucketOf(s);
+    g.classList.toggle("replaced", Boolean(replacedBy));
+    const state = replacedBy ? `${s.state}, replaced by ${replacedBy}` : s.state;
+    g.querySelector(".node-meta").textContent = replacedBy ? `replaced by ${clip(replacedBy, 12)}` : `${s.tier} · ${s.state}`;
+    g.querySelector("title").textContent = `${s.id}: ${s.title} (${s.kind}, tier ${s.tier}) — ${state}`;
+    g.setAttribute("aria-label", `Subtask ${s.id}, ${s.title}, tier ${s.tier}, ${state}`);
   }
 }

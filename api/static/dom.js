@@ -24,27 +24,22 @@ export function say(node, text) {
   node.hidden = !text;
 }
 
-// Goal run states after which nothing changes any more.
-export const TERMINAL = new Set(["Completed", "Failed", "Crashed", "Cancelled", "TimedOut"]);
+// The server folds Prefect's state names into these buckets and sends each goal run's and
+// subtask's bucket beside its state. The page decides colours, "ended" and "retryable" from
+// the bucket, never from state names of its own, which drifted from the server's before.
+const BUCKETS = new Set(["pending", "running", "completed", "failed", "cancelled", "skipped"]);
+const ENDED = new Set(["completed", "failed", "cancelled", "skipped"]); // skipped: subtasks only
+const RETRYABLE = new Set(["failed", "cancelled"]);
 
-const BUCKETS = {
-  Running: "running",
-  Retrying: "running",
-  Cancelling: "running",
-  Completed: "completed",
-  Cached: "completed",
-  Failed: "failed",
-  Crashed: "failed",
-  TimedOut: "failed",
-  Skipped: "muted",
-  Halted: "muted",
-  Cancelled: "muted",
-  Paused: "paused",
-  Suspended: "paused",
-};
+/** The bucket the server sent with a goal run or subtask; "pending" if it sent none (an older
+ * server) or one this page does not know. */
+export const bucketOf = (item) => (BUCKETS.has(item?.bucket) ? item.bucket : "pending");
 
-/** The colour family of a state: pending, running, completed, failed, muted or paused. */
-export const bucketOf = (state) => BUCKETS[state] || "pending";
+/** A goal run or subtask that has ended: nothing about it changes any more. */
+export const hasEnded = (item) => ENDED.has(bucketOf(item));
+
+/** A goal run that failed or was cancelled, which Retry runs again. */
+export const isRetryable = (item) => RETRYABLE.has(bucketOf(item));
 
 export function parseTime(text) {
   const ms = text ? Date.parse(text) : NaN;
@@ -61,7 +56,9 @@ export function formatDuration(seconds) {
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
 }
 
+/** Dollars; null (an unpriced model's cost is unknown) reads "unpriced", never $0. */
 export function formatCost(usd) {
+  if (usd === null) return "unpriced";
   const value = Number(usd) || 0;
   return value > 0 && value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
 }
@@ -116,11 +113,11 @@ export function makeCopyButton(button, getText) {
   return button;
 }
 
-/** Show a state as a coloured pill. */
-export function setPill(node, state) {
-  node.textContent = state;
-  node.dataset.state = state;
-  node.dataset.bucket = bucketOf(state);
+/** Show the state of a goal run or subtask as a pill, coloured by its bucket. */
+export function setPill(node, item) {
+  node.textContent = item.state;
+  node.dataset.state = item.state;
+  node.dataset.bucket = bucketOf(item);
 }
 
 /** Seconds from `startMs` to `endMs` (or to now while it has not ended). */

@@ -2,16 +2,57 @@
 
 import { api } from "./api.js";
 import { Approval } from "./approval.js";
+import { CostView } from "./cost.js";
 import { Dag } from "./dag.js";
+import { showDownloads } from "./downloads.js";
 import {
-  TERMINAL, byId, el, formatClock, formatCost, formatCount, formatDuration, makeCopyButton,
-  parseTime, say, secondsBetween, setPill,
+  bucketOf, byId, el, formatClock, formatCost, formatCount, formatDuration, hasEnded, isRetryable,
+  makeCopyButton, parseTime, say, secondsBetween, setPill,
 } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { linkCitations, SourcesCard } from "./sources.js";
 import { SubtaskTable } from "./subtasks.js";
+import { Timeline } from "./timeline.js";
 
 const RETRY_MS = 3000;
-const RETRYABLE = new Set(["Failed", "Crashed", "Cancelled"]);
+
+/** Which of Cancel and Retry a goal run offers, and whether it is being cancelled. */
+export function runActions(doc, cancelAsked = false) {
+  const ended = hasEnded(doc);
+  return {
+    ended,
+    // Cancelling (in the running bucket) is Prefect's word that a cancel is under way; until
+    // it comes, the page's own request says so.
+    cancelling: doc.state === "Cancelling" || (cancelAsked && !ended),
+    retryable: isRetryable(doc),
+  };
+}
+
+/** "3 of 5 done" and its note ("1 running · 1 failed"), from the document's counts. */
+export function subtaskStats(counts) {
+  const c = counts || {};
+  if (!c.total) return { text: "–", note: "not planned yet" };
+  const extra = [
+    c.running && `${c.running} running`,
+    c.failed && `${c.failed} failed`,
+    c.skipped && `${c.skipped} skipped`,
+    c.cancelled && `${c.cancelled} cancelled`,
+  ].filter(Boolean);
+  return { text: `${c.completed || 0} of ${c.total} done`, note: extra.join(" · ") };
+}
+
+/** The note under the cost: the goal run's limits, or "estimated" when it has none. */
+export function budgetNote(budget) {
+  const limits = budget
+    ? [
+        budget.max_tokens && `${formatCount(budget.max_tokens)} tokens`,
+        budget.max_cost_usd && formatCost(budget.max_cost_usd),
+        budget.max_seconds && formatDuration(budget.max_seconds),
+        budget.max_subtasks && `${budget.max_subtasks} subtasks`,
+      ].filter(Boolean)
+    : [];
+  return limits.length ? `budget ${limits.join(", ")}` : "estimated";
+}
 
 export class RunView {
   /** `onDocument(doc)` after every document; `onFinished(doc)` once the run has ended. */
@@ -25,9 +66,17 @@ export class RunView {
     this.table = new SubtaskTable(() => this.id, (id) => this.dag.select(id));
     this.dag = new Dag(byId("dag"), (id) => this.table.select(id));
     this.approval = new Approval(() => this.id);
+    this.sources = new SourcesCard(() => this.id);
+    this.timeline = new Timeline(byId("timeline"), byId("timeline-empty"));
+    this.cost = new CostView();
     makeCopyButton(byId("copy-run-id"), () => this.id);
     byId("cancel").addEventListener("click", () => this.cancel());
     byId("retry").addEventListener("click", () => this.retryRun());
+    // A citation marker, in the result, a subtask's output or the flagged list, opens its source.
+    byId("run-view").addEventListener("click", (event) => {
+      const cite = event.target.closest("button.cite[data-source]");
+      if (cite) this.sources.select(Number(cite.dataset.source), true);
+    });
     setInterval(() => this.tick(), 1000); // a local clock: it never asks the server
   }
 
@@ -42,7 +91,7 @@ export class RunView {
     byId("run-view").hidden = false;
     byId("run-id").textContent = id;
     byId("run-goal").textContent = "Connecting…";
-    setPill(byId("run-state"), "Connecting");
+    setPill(byId("run-state"), { state: "Connecting" });
     byId("run-simulated").hidden = true;
     for (const name of ["run-message", "run-error", "cancel-status"]) say(byId(name), "");
     for (const stat of ["elapsed", "subtasks", "tokens", "cost"]) {
@@ -58,6 +107,9 @@ export class RunView {
     byId("dag-empty").hidden = false;
     this.table.reset();
     this.approval.reset();
+    this.sources.reset();
+    this.cost.reset();
+    this.timeline.update(null);
     this.dag.update([]);
     this.connect();
   }
@@ -80,10 +132,11 @@ export class RunView {
       this.connection("live");
       this.render(JSON.parse(event.data));
     });
+    source.addEventListener("delta", (event) => this.table.stream(JSON.parse(event.data)));
     source.addEventListener("end", () => {
       source.close();
       this.source = null;
-      if (this.doc && TERMINAL.has(this.doc.state)) {
+      if (this.doc && hasEnded(this.doc)) {
         this.connection("idle");
         this.onFinished(this.doc);
       } else {
@@ -145,24 +198,28 @@ export class RunView {
 
   render(doc) {
     this.doc = doc;
-    const finished = TERMINAL.has(doc.state);
+    const actions = runActions(doc, this.cancelAsked);
     byId("run-goal").textContent = doc.goal || "(no goal)";
-    setPill(byId("run-state"), doc.state);
+    setPill(byId("run-state"), doc);
     byId("run-simulated").hidden = doc.provider !== "simulated";
     say(byId("run-message"), doc.message || "");
     byId("run-message").dataset.state = doc.state;
+    byId("run-message").dataset.bucket = bucketOf(doc);
     const link = byId("prefect-link");
     link.hidden = !doc.prefect_url;
     if (doc.prefect_url) link.href = doc.prefect_url;
     this.renderStats(doc);
-    this.renderCancel(doc, finished);
+    this.renderActions(actions);
     byId("dag-empty").hidden = doc.subtasks.length > 0;
     this.dag.update(doc.subtasks);
     this.table.update(doc.subtasks);
     this.approval.update(doc);
+    this.cost.update(doc);
+    this.timeline.update(doc);
     this.renderLearned(doc.learned || []);
     this.renderResult(doc.result);
-    byId("run-view").classList.toggle("finished", finished);
+    this.sources.update(doc.sources, doc.citations);
+    byId("run-view").classList.toggle("finished", actions.ended);
     const goal = doc.goal.length > 48 ? `${doc.goal.slice(0, 47)}…` : doc.goal;
     document.title = `${doc.state} · ${goal} · Mission Control`;
     this.onDocument(doc);
@@ -170,44 +227,28 @@ export class RunView {
   }
 
   renderStats(doc) {
-    const c = doc.counts;
-    const extra = [
-      c.running && `${c.running} running`,
-      c.failed && `${c.failed} failed`,
-      c.skipped && `${c.skipped} skipped`,
-      c.cancelled && `${c.cancelled} cancelled`,
-    ].filter(Boolean);
-    byId("stat-subtasks").textContent = c.total ? `${c.completed} of ${c.total} done` : "–";
-    byId("stat-subtasks-note").textContent = c.total ? extra.join(" · ") : "not planned yet";
+    const subtasks = subtaskStats(doc.counts);
+    byId("stat-subtasks").textContent = subtasks.text;
+    byId("stat-subtasks-note").textContent = subtasks.note;
     const usage = doc.usage || {};
     const input = usage.input_tokens || 0;
     const output = usage.output_tokens || 0;
     byId("stat-tokens").textContent = formatCount(input + output);
     byId("stat-tokens-note").textContent = `${formatCount(input)} in · ${formatCount(output)} out`;
     byId("stat-cost").textContent = formatCost(usage.cost_usd);
-    const budget = doc.budget;
-    const limits = budget
-      ? [
-          budget.max_tokens && `${formatCount(budget.max_tokens)} tokens`,
-          budget.max_cost_usd && formatCost(budget.max_cost_usd),
-          budget.max_seconds && formatDuration(budget.max_seconds),
-          budget.max_subtasks && `${budget.max_subtasks} subtasks`,
-        ].filter(Boolean)
-      : [];
-    byId("stat-cost-note").textContent = limits.length ? `budget ${limits.join(", ")}` : "estimated";
+    byId("stat-cost-note").textContent = budgetNote(doc.budget);
     byId("stat-elapsed-note").textContent = doc.created_at ? `since ${formatClock(parseTime(doc.created_at))}` : "";
   }
 
-  renderCancel(doc, finished) {
+  renderActions({ ended, cancelling, retryable }) {
     const button = byId("cancel");
-    const cancelling = doc.state === "Cancelling" || (this.cancelAsked && !finished);
-    button.hidden = finished;
+    button.hidden = ended;
     button.disabled = cancelling;
     say(byId("cancel-status"), cancelling ? "Cancelling…" : "");
-    byId("retry").hidden = !RETRYABLE.has(doc.state);
+    byId("retry").hidden = !retryable;
   }
 
-  /** Run a Failed, Crashed or Cancelled goal run again, then follow it live once more. */
+  /** Run a failed or cancelled goal run again, then follow it live once more. */
   async retryRun() {
     const id = this.id;
     byId("retry").disabled = true;
@@ -272,15 +313,18 @@ export class RunView {
     byId("result-card").hidden = !result;
     if (!result || result === this.result) return;
     this.result = result;
-    byId("result").innerHTML = renderMarkdown(result); // escaped first: only our own tags
+    showDownloads(this.id);
+    // Escaped first: only our own tags, and buttons around the citation markers.
+    byId("result").innerHTML = linkCitations(renderMarkdown(result));
   }
 
   tick() {
     this.table.tick();
+    this.timeline.tick();
     const doc = this.doc;
     if (!doc) return;
     const created = parseTime(doc.created_at);
-    const end = TERMINAL.has(doc.state) ? parseTime(doc.updated_at) ?? Date.now() : null;
+    const end = hasEnded(doc) ? parseTime(doc.updated_at) ?? Date.now() : null;
     byId("stat-elapsed").textContent = formatDuration(secondsBetween(created, end));
   }
 }

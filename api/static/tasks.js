@@ -1,7 +1,7 @@
 // The /tasks page: the submit form, the history of goal runs, and which run is open.
 
 import { api } from "./api.js";
-import { byId, el, formatAgo, parseTime, say, setPill } from "./dom.js";
+import { bucketOf, byId, el, formatAgo, parseTime, say, setPill } from "./dom.js";
 import { RunView } from "./run.js";
 
 const RUN_PATH = /^\/tasks\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
@@ -40,7 +40,7 @@ class RunList {
     this.list.replaceChildren(
       ...items.map((run) => {
         const pill = el("span", { class: "pill" });
-        setPill(pill, run.state);
+        setPill(pill, run);
         return el(
           "li",
           {},
@@ -69,7 +69,7 @@ class RunList {
   mark(doc) {
     const link = this.list.querySelector(`a[data-run="${CSS.escape(doc.id)}"]`);
     const pill = link?.querySelector(".pill");
-    if (pill && pill.dataset.state !== doc.state) setPill(pill, doc.state);
+    if (pill && (pill.dataset.state !== doc.state || pill.dataset.bucket !== bucketOf(doc))) setPill(pill, doc);
   }
 }
 

@@ -23,6 +23,8 @@ __all__ = [
     "follow",
     "plan",
     "plan_with_a_stuck_subtask",
+    "stream_events",
+    "streamed_text",
     "wait_until_called",
 ]
 # Every `mission up` of the API tests: one slot for the structured tier (cancel and retry
@@ -57,6 +59,7 @@ def follow(
     of the document) holds or the stream ends."""
     reached = (lambda doc: doc["state"] == until) if isinstance(until, str) else until
     docs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout  # heartbeats keep the stream itself alive
     with (
         stack.client() as client,
         client.stream("GET", f"/task/{run_id}/events", timeout=timeout) as response,
@@ -64,6 +67,8 @@ def follow(
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for event in sse_events(response):
+            last = docs[-1]["state"] if docs else "no document"
+            assert time.monotonic() < deadline, f"not reached within {timeout} s ({last})"
             if event.get("event") == "progress":
                 docs.append(json.loads(event["data"]))
                 if reached is not None and reached(docs[-1]):
@@ -71,6 +76,43 @@ def follow(
             elif event.get("event") == "end":
                 return docs
     return docs
+
+
+def stream_events(
+    stack: Stack,
+    run_id: str,
+    timeout: float = 90,
+    on_event: Callable[[str, dict], None] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every `progress` and `delta` message of the run's SSE stream, in order, as
+    (event, data), until its `end`; `on_event` is called with each as it arrives."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    with (
+        stack.client() as client,
+        client.stream("GET", f"/task/{run_id}/events", timeout=timeout) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        for event in sse_events(response):
+            assert time.monotonic() < deadline, f"no end within {timeout} s"
+            kind = event.get("event", "")
+            if kind in ("progress", "delta"):
+                events.append((kind, json.loads(event["data"])))
+                if on_event is not None:
+                    on_event(kind, events[-1][1])
+            elif kind == "end":
+                return events
+    return events
+
+
+def streamed_text(events: list[tuple[str, dict[str, Any]]], subtask: str) -> str:
+    """A subtask's text as a page shows it from the `delta` messages: appended, or started
+    again at a `restart`."""
+    text = ""
+    for kind, data in events:
+        if kind == "delta" and data["subtask"] == subtask:
+            text = data["text"] if data.get("restart") else text + data["text"]
+    return text
 
 
 def wait_until_called(fake: FakeAnthropic, match: str, within_s: float = 60) -> None:

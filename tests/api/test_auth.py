@@ -393,6 +393,35 @@ def test_logout_clears_the_cookie(client: TestClient, gate: Gate) -> None:
     assert client.get("/private").status_code == 401
 
 
+def test_a_copy_of_the_cookie_is_refused_after_logout(client: TestClient, gate: Gate) -> None:
+    log_in(client)
+    copy = client.cookies[SESSION_COOKIE]
+    token = session_of(client, gate).csrf
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    client.cookies.set(SESSION_COOKIE, copy)  # kept by whoever copied it
+    assert client.get("/private").status_code == 401
+    assert client.post("/private", data={"note": "x", "csrf_token": token}).status_code == 401
+    assert client.get("/page").json() == {"user": None, "csrf": ""}
+    log_in(client)  # a new login is a new session
+    assert client.get("/private").status_code == 200
+
+
+def test_a_new_password_ends_every_session_even_with_the_same_secret(clock: Clock) -> None:
+    before = Gate.from_settings(make_settings(), clock=clock)
+    replica = Gate.from_settings(make_settings(), clock=clock)
+    changed = Gate.from_settings(make_settings(password=SecretStr("a new password")), clock=clock)
+    cookie = before.encode_session(before.new_session())
+    assert replica.decode_session(cookie) is not None  # same secret, same password
+    assert changed.decode_session(cookie) is None
+    encoded = hash_password(PASSWORD)
+    by_hash = make_settings(password=None, password_hash=SecretStr(encoded))
+    hashed = Gate.from_settings(by_hash, clock=clock)
+    cookie = hashed.encode_session(hashed.new_session())
+    assert Gate.from_settings(by_hash, clock=clock).decode_session(cookie) is not None
+    rehashed = make_settings(password=None, password_hash=SecretStr(hash_password(PASSWORD)))
+    assert Gate.from_settings(rehashed, clock=clock).decode_session(cookie) is None
+
+
 def test_logout_without_csrf_token_is_refused(client: TestClient) -> None:
     log_in(client)
     assert client.post("/logout").status_code == 403
@@ -550,6 +579,26 @@ def test_docs_page_csp_allows_swagger_assets_only_there(client: TestClient) -> N
     assert "script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'" in DOCS_CSP
     assert_security_headers(client.get("/docs/oauth2-redirect"), DOCS_CSP)
     assert_security_headers(client.get("/openapi.json"))
+
+
+def test_the_apis_description_and_its_docs_page_are_behind_the_gate() -> None:
+    from api.main import create_app
+
+    app = create_app(make_settings())
+    anonymous = TestClient(app, follow_redirects=False)  # not entered: no lifespan, no Prefect
+    assert anonymous.get("/openapi.json").status_code == 401
+    docs = anonymous.get("/docs")
+    assert (docs.status_code, docs.headers["location"]) == (303, "/login?next=%2Fdocs")
+    bearer = {"Authorization": "Bearer first-token-aaaaaaaa"}
+    described = anonymous.get("/openapi.json", headers=bearer)
+    assert described.status_code == 200
+    assert "/task/compound" in described.json()["paths"]
+    assert "/openapi.json" not in described.json()["paths"]  # not an API route itself
+    browser = TestClient(app, follow_redirects=False)
+    assert log_in(browser).status_code == 303
+    page = browser.get("/docs")
+    assert page.status_code == 200 and "'/openapi.json'" in page.text
+    assert browser.get("/openapi.json").status_code == 200  # what Swagger UI fetches
 
 
 def test_login_page_has_no_inline_script_or_style(client: TestClient) -> None:

@@ -15,12 +15,12 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from api.main import create_app
+from core.goal_run import FLOW_NAME
 from core.settings import Settings
-from flows.compound_goal import FLOW_NAME
 from tests.api.conftest import TOKEN, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 
-pytestmark = pytest.mark.prefect
+pytestmark = pytest.mark.slow
 JSON = {"content-type": "application/json"}
 
 

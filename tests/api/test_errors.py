@@ -18,7 +18,7 @@ from flows.compound_goal import compound_goal
 from tests.api.conftest import TOKEN, Stack, follow, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 
-pytestmark = pytest.mark.prefect
+pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

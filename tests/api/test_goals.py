@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.api.conftest import Stack, follow, plan, wait_until_called
+from tests.api.conftest import (
+    STACK_ENV,
+    Stack,
+    follow,
+    plan,
+    stream_events,
+    streamed_text,
+    wait_until_called,
+)
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.stack import start_stack, stop_stack
 
-pytestmark = pytest.mark.prefect
+pytestmark = pytest.mark.slow
 
 
 def test_submitted_goal_streams_progress_until_a_completed_document(
@@ -193,6 +203,12 @@ def test_approval_pauses_after_planning_and_runs_the_edited_plan(
     paused = follow(stack, run_id, until="Paused")[-1]
     assert [s["id"] for s in paused["subtasks"]] == ["first", "second"]
     assert fake_anthropic.calls == []  # nothing runs before approval
+    # While it waits, the document forecasts what the plan (two subtasks and the join) costs.
+    forecast = paused["forecast"]
+    # A range, unless the session's earlier goal runs (the fake answers every call with the
+    # same usage) taught it token counts that do not vary: then low and high are equal.
+    assert 0 < forecast["low_usd"] <= forecast["high_usd"], forecast
+    assert forecast["basis"] and forecast["unpriced"] == []
     with stack.client() as client:
         shown = client.get(f"/task/{run_id}/plan").json()
         assert shown["goal"] == "plan then ask"
@@ -210,6 +226,7 @@ def test_approval_pauses_after_planning_and_runs_the_edited_plan(
     final = follow(stack, run_id)[-1]
     assert final["state"] == "Completed"
     assert [s["id"] for s in final["subtasks"]] == ["edited"]
+    assert final["forecast"] is None  # only while the plan waits
     assert fake_anthropic.calls_for("Subtask id: edited")
     assert not fake_anthropic.calls_for("Subtask id: first")
 
@@ -280,3 +297,111 @@ def test_wall_clock_and_subtask_budgets_halt_the_run(
         "budget exceeded: the plan has 3 subtasks, the budget allows 2; nothing was run"
     )
     assert not fake_anthropic.calls_for("too many steps")
+
+
+def test_with_approval_a_plan_revision_pauses_as_a_diff_and_runs_once_approved(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on("Subtask id: fetch\n", status=400)  # permanent: the replanner is asked
+    alternative = {
+        "id": "fetch_alt",
+        "title": "fetch another way",
+        "instruction": "do fetch another way",
+        "kind": "extract",
+        "tier": "fast",
+        "replaces": "fetch",
+    }
+    fake_anthropic.on("Revise the plan", tool_input={"subtasks": [alternative]})
+    run_id = stack.submit(
+        goal="revise with approval", plan=plan(("fetch", []), ("report", ["fetch"])), approve=True
+    )
+    follow(stack, run_id, until="Paused")
+    with stack.client() as client:
+        assert client.post(f"/task/{run_id}/approve").status_code == 202
+    waiting = follow(
+        stack, run_id, until=lambda d: d["state"] == "Paused" and bool(d.get("replans"))
+    )[-1]
+    [replan] = waiting["replans"]
+    assert replan["waiting"] is True and replan["revision"] == 1
+    assert replan["replaced"] == {"fetch": "fetch_alt"}
+    rows = {s["id"]: s for s in waiting["subtasks"]}
+    assert rows["fetch_alt"]["revision"] == 1 and rows["fetch"]["replaced_by"] == "fetch_alt"
+    assert rows["report"]["depends_on"] == ["fetch_alt"]
+    assert waiting["plan_revision"] == 0  # nothing of the revision runs before approval
+    assert not fake_anthropic.calls_for("Subtask id: fetch_alt")
+    with stack.client() as client:
+        shown = client.get(f"/task/{run_id}/plan").json()
+        assert [s["id"] for s in shown["subtasks"]] == ["fetch", "report", "fetch_alt"]
+        assert client.post(f"/task/{run_id}/approve").status_code == 202
+    final = follow(stack, run_id)[-1]
+    assert final["state"] == "Completed", final["message"]
+    assert final["plan_revision"] == 1 and final["replans"][0]["waiting"] is False
+    states = {s["id"]: s["state"] for s in final["subtasks"]}
+    assert states == {"fetch": "Failed", "report": "Completed", "fetch_alt": "Completed"}
+
+
+def test_a_subtasks_text_streams_as_deltas_before_it_completes_and_a_late_watcher_catches_up(
+    stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    words = " ".join(f"word{i}" for i in range(120))
+    written = {"output": f"# Findings\n\n{words}\n", "learned": "streamed a long answer"}
+    fake_anthropic.on("Subtask id: talk", delay=2.0, tool_input=written)
+    run_id = stack.submit(goal="stream it", plan=plan(("talk", [])))
+    late: list[list[tuple[str, dict]]] = []
+    joined = threading.Event()
+
+    def join_late() -> None:
+        late.append(stream_events(stack, run_id))
+
+    def on_event(kind: str, data: dict) -> None:
+        # After the second delta, a second watcher connects in the middle of the writing.
+        deltas = [e for e in events_so_far if e[0] == "delta"]
+        if kind == "delta" and len(deltas) == 1 and not joined.is_set():
+            joined.set()
+            threading.Thread(target=join_late, daemon=True).start()
+        events_so_far.append((kind, data))
+
+    events_so_far: list[tuple[str, dict]] = []
+    events = stream_events(stack, run_id, on_event=on_event)
+
+    def completed(data: dict) -> bool:
+        return any(s["id"] == "talk" and s["state"] == "Completed" for s in data["subtasks"])
+
+    done_at = next(
+        i for i, (kind, data) in enumerate(events) if kind == "progress" and completed(data)
+    )
+    before = [
+        data for kind, data in events[:done_at] if kind == "delta" and data["subtask"] == "talk"
+    ]
+    assert len(before) >= 3, events
+    assert before[0].get("restart") is True  # the first text of an attempt starts it
+    with stack.client() as client:
+        output = client.get(f"/task/{run_id}/subtasks/talk").json()["output"]
+    assert output == written["output"]
+    assert streamed_text(events, "talk") == output
+
+    deadline = time.monotonic() + 30
+    while not late and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert late, "the late watcher's stream did not end"
+    late_deltas = [data for kind, data in late[0] if kind == "delta"]
+    first = late_deltas[0]
+    # Its first delta is the text so far, marked to replace whatever it showed.
+    assert first["subtask"] == "talk" and first["restart"] is True
+    assert first["text"] and output.startswith(first["text"]) and first["text"] != output
+    assert streamed_text(late[0], "talk") == output
+
+
+def test_another_stack_on_the_same_home_does_not_take_this_ones_streamed_output(
+    stack: Stack, prefect_server: str, fake_anthropic: FakeAnthropic
+) -> None:
+    # A second `mission up` (API only) on the session's MISSION_HOME starts, then stops: each
+    # listens on a socket of its own, so this stack's goal runs still reach its API.
+    other = start_stack(prefect_server, MISSION_API_ONLY="true", **STACK_ENV)
+    stop_stack(other)
+    written = {"output": " ".join(f"word{i}" for i in range(80)), "learned": "still streamed"}
+    fake_anthropic.on("Subtask id: again\n", delay=1.5, tool_input=written)
+    run_id = stack.submit(goal="stream after a neighbour left", plan=plan(("again", [])))
+    events = stream_events(stack, run_id)
+    assert sum(kind == "delta" for kind, _ in events) >= 3
+    assert streamed_text(events, "again") == written["output"]

@@ -6,7 +6,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,18 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from pypdf import PdfReader
 
+from core.local_server import PrefectServer
+from core.progress import ProgressDocument
+from core.timeline import WAIT_SHOWN_S, build_timeline
 from tests.api.conftest import STACK_ENV, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.research_web import serve_research_web
+from tests.fakes.searxng import serve_searxng
 from tests.stack import PASSWORD, free_port, start_stack, stop_stack
 
-pytestmark = pytest.mark.prefect
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 RUN_URL = re.compile(r"/tasks/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -104,6 +111,25 @@ def log_in(page: Page, path: str = "/tasks") -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+
+
+def script_plan(fake: FakeAnthropic, steps: list[Any], learned: Callable[[str, str], str]) -> None:
+    """The planner's next plan: (id, title, kind, tier, depends_on, delay_s) per subtask, each
+    answering "<title>: done." after its delay with the learned line `learned(id, title)`."""
+    fake.enqueue_plan(
+        {
+            "subtasks": [
+                {"id": i, "title": t, "instruction": t, "kind": k, "tier": tier, "depends_on": d}
+                for i, t, k, tier, d, _ in steps
+            ]
+        }
+    )
+    for sid, title, *_, delay in steps:
+        fake.on(
+            f"Subtask id: {sid}",
+            delay=delay,
+            tool_input={"output": f"{title}: done.", "learned": learned(sid, title)},
+        )
 
 
 def node(page: Page, subtask: str) -> Any:
@@ -229,7 +255,9 @@ def test_submitted_goal_updates_the_dag_live_and_renders_untrusted_output_as_tex
 def test_cancel_button_stops_a_running_goal_run(
     page: Page, stack: Stack, fake_anthropic: FakeAnthropic
 ) -> None:
-    fake_anthropic.on("Subtask id: s1", delay=4.0)
+    # Long enough for the page to load and see s1 running on a loaded machine; the cancel
+    # ends it at once anyway.
+    fake_anthropic.on("Subtask id: s1", delay=15.0)
     run_id = stack.submit(goal="a long chain", plan=plan(("s1", []), ("s2", ["s1"])))
     log_in(page, f"/tasks/{run_id}")
     expect(node(page, "s1")).to_have_attribute("data-state", "Running")
@@ -276,6 +304,8 @@ def test_plan_approval_shows_the_plan_refuses_a_bad_edit_and_runs_once_approved(
     expect(approval).to_be_visible()
     expect(approval.locator("#approval-plan li")).to_have_count(2)
     expect(approval.locator("#approval-plan")).to_contain_text("second")
+    expect(approval.locator("#approval-forecast")).to_have_text(re.compile(r"^Forecast cost: \$"))
+    expect(approval.locator("#approval-forecast-note")).to_contain_text("token counts")
     assert fake_anthropic.calls_for("Subtask id:") == []  # nothing ran before approval
 
     approval.get_by_role("button", name="Edit").click()
@@ -378,20 +408,7 @@ def test_screenshots_of_a_running_and_a_finished_goal_run(
         ("positioning", "Assess positioning", "synthesize", "deep", ["pricing", "features"], 1),
         ("summary", "Write the summary", "write", "writer", ["positioning", "reviews"], 0.5),
     ]
-    fake_anthropic.enqueue_plan(
-        {
-            "subtasks": [
-                {"id": i, "title": t, "instruction": t, "kind": k, "tier": tier, "depends_on": d}
-                for i, t, k, tier, d, _ in steps
-            ]
-        }
-    )
-    for sid, title, *_, delay in steps:
-        fake_anthropic.on(
-            f"Subtask id: {sid}",
-            delay=delay,
-            tool_input={"output": f"{title}: done.", "learned": LEARNED[sid]},
-        )
+    script_plan(fake_anthropic, steps, lambda sid, title: LEARNED[sid])
     fake_anthropic.on(
         "Write the final answer", tool_input={"output": SUMMARY, "learned": "summary written"}
     )
@@ -414,6 +431,66 @@ def test_screenshots_of_a_running_and_a_finished_goal_run(
         size = (int.from_bytes(shot[16:20], "big"), int.from_bytes(shot[20:24], "big"))
         assert size == (viewport["width"], viewport["height"])
     assert running != finished  # the page changed between the two
+
+
+def test_the_running_subtasks_text_grows_on_the_page_as_its_model_writes_it(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = [
+        ("scope", "Define the market and the criteria", "extract", "fast", [], 0.5),
+        ("features", "Compare their features", "extract", "fast", ["scope"], 6.0),
+        ("reviews", "Summarise customer reviews", "extract", "fast", ["scope"], 6.0),
+    ]
+    for sid in ("features", "reviews"):  # long answers, written over 6 s in 30 pieces
+        answer = {"output": WRITTEN[sid], "learned": LEARNED[sid]}
+        fake_anthropic.on(f"Subtask id: {sid}", delay=6.0, tool_input=answer)
+    script_plan(fake_anthropic, steps, lambda sid, title: LEARNED[sid])  # first rule wins
+    fake_anthropic.stream_chunks = 30
+    log_in(page)
+    page.get_by_label("What should be done?").fill("Compare the features and reviews of five tools")
+    page.get_by_role("button", name="Submit").click()
+    row = page.locator('#subtasks tr[data-subtask="features"]')
+    expect(row).to_have_attribute("data-state", "Running", timeout=30_000)
+    row.click()
+    streamed = page.locator("#detail-output pre.streaming")
+    expect(streamed).not_to_be_empty(timeout=10_000)
+    first = streamed.inner_text()
+    time.sleep(1.5)
+    later = streamed.inner_text()
+    # It grows, as a prefix of the whole answer, while the subtask still runs.
+    assert len(later) > len(first) > 0 and later.startswith(first), (first, later)
+    assert WRITTEN["features"].startswith(later.rstrip())
+    expect(row).to_have_attribute("data-state", "Running")
+    expect(row.locator(".stream")).to_be_visible()
+    assert row.locator(".stream").inner_text().strip()  # the row shows its last line
+    time.sleep(1.0)
+    page.locator("#subtask-detail").scroll_into_view_if_needed()
+    page.screenshot(path=str(folder / "tasks-streaming.png"))
+    # Once it completes, the detail shows the output (rendered) and the row's line is gone.
+    expect(row).to_have_attribute("data-state", "Completed", timeout=30_000)
+    expect(page.locator("#detail-output")).to_contain_text("Offline sync", timeout=10_000)
+    expect(row.locator(".stream")).to_be_hidden()
+
+
+WRITTEN = {
+    "features": "## Features\n\n"
+    + "\n".join(
+        f"- **{name}**: Offline sync, {extra}."
+        for name, extra in [
+            ("Northwind", "full-text search across every workspace, and a fast desktop app"),
+            ("Fabrikam", "end-to-end encryption for every note, with keys held by the customer"),
+            ("Contoso", "a free tier for small teams, templates and a public API"),
+            ("Litware", "end-to-end encryption and a self-hosted option for regulated teams"),
+            ("Tailspin", "a mobile-first editor whose Android app reviewers call slow"),
+        ]
+    )
+    + "\n",
+    "reviews": "## Reviews\n\n"
+    + " ".join(f"Reviewer {i} praises search and asks for a better mobile app." for i in range(8))
+    + "\n",
+}
 
 
 LEARNED = {
@@ -502,3 +579,185 @@ def test_the_page_resumes_after_the_api_is_killed_and_started_again(
     finally:
         next(pages, None)  # closes the page; fails on a script error or a CSP violation
         stop_stack(api)
+
+
+@pytest.fixture(scope="module")
+def research_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`mission up` on the simulated provider with a fake SearXNG over a loopback web, on a
+    Prefect server and MISSION_HOME of its own (the session's stack serves the same
+    deployment there, with the fake model)."""
+    home = tmp_path_factory.mktemp("research-prefect")
+    server = PrefectServer(home=home, port=free_port()).start()
+    try:
+        with serve_research_web() as web, serve_searxng(web) as search:
+            running = start_stack(
+                server.api_url,
+                MISSION_HOME=str(tmp_path_factory.mktemp("research-home")),
+                MISSION_PROVIDER="simulated",
+                MISSION_SIMULATED_LATENCY_MS="default=150",
+                MISSION_SEARCH_URL=search.url,
+                MISSION_BROWSE_ALLOW=web.allow,
+            )
+            yield running
+            stop_stack(running)
+    finally:
+        server.stop()
+
+
+def test_a_finished_research_goal_run_lists_its_sources_and_opens_a_cited_one(
+    browser: Browser, research_stack: Stack, tmp_path: Path
+) -> None:
+    page = next(_new_page(browser, research_stack, viewport={"width": 1280, "height": 1400}))
+    log_in(page)
+    page.get_by_label("What should be done?").fill(
+        "Research the top 3 makers of electric cargo bikes and write a summary"
+    )
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=90_000)
+    rows = page.locator("#sources li[data-source]")
+    expect(rows.first).to_be_visible()
+    assert rows.count() >= 4  # the search's hits and the three pages read
+    expect(page.locator("#citations")).to_contain_text("verified")
+    expect(page.locator("#citations")).not_to_contain_text("flagged")
+    cite = page.locator("#result button.cite").first
+    expect(cite).to_be_visible()
+    cited = cite.get_attribute("data-source")
+    cite.click()
+    detail = page.locator("#source-detail")
+    expect(detail).to_be_visible()
+    expect(page.locator("#source-text")).not_to_be_empty()
+    expect(page.locator("#source-screenshot")).to_be_visible()  # a cited source is a page read
+    with research_stack.client() as client:
+        run_id = page.url.rsplit("/", 1)[1]
+        source = client.get(f"/task/{run_id}/sources/{cited}").json()
+    expect(page.locator("#source-title")).to_have_text(f"[{cited}] {source['title']}")
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.locator("#result").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.mouse.wheel(0, -60)  # the card's top clear of the sticky header
+    page.screenshot(path=str(folder / "tasks-research.png"))
+    assert (folder / "tasks-research.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.context.close()
+
+
+def test_the_dag_grows_live_when_the_plan_is_revised(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue_plan(
+        plan(("scope", []), ("fetch", ["scope"]), ("report", ["fetch"]), tier="fast")
+    )
+    fake_anthropic.on("Subtask id: fetch\n", status=400)
+    fake_anthropic.on(
+        "Revise the plan",
+        delay=1.5,  # the page sees the failure before the revision
+        tool_input={
+            "subtasks": [
+                {
+                    "id": "fetch_alt",
+                    "title": "Fetch another way",
+                    "instruction": "do fetch another way",
+                    "kind": "extract",
+                    "tier": "fast",
+                    "depends_on": ["scope"],
+                    "replaces": "fetch",
+                }
+            ]
+        },
+    )
+    log_in(page)
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("What should be done?").fill("A goal whose plan will be revised")
+    page.get_by_role("button", name="Submit").click()
+    expect(node(page, "fetch")).to_have_attribute("data-state", "Failed", timeout=30_000)
+    assert node(page, "fetch_alt").count() == 0
+    expect(node(page, "fetch_alt")).to_be_visible()  # a new node, drawn live
+    expect(node(page, "fetch_alt")).to_have_class(re.compile(r"\badded\b"))
+    expect(node(page, "fetch")).to_have_class(re.compile(r"\breplaced\b"))
+    expect(node(page, "fetch")).to_contain_text("replaced by fetch_alt")
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+    expect(node(page, "report")).to_have_attribute("data-state", "Completed")
+    assert page.evaluate("window.__sameDocument") is True  # no reload
+
+
+def test_the_timeline_shows_a_bar_per_subtask_with_the_critical_path_and_the_spend(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    # The structured tier has one slot (STACK_ENV): "pricing" and "features" both wait for
+    # "scope", so one of them waits for the other's slot too, and ends last of the two.
+    steps = [
+        ("scope", "Define the market", "extract", "fast", [], 0.5),
+        ("pricing", "Compare their pricing", "structure", "structured", ["scope"], 1.2),
+        ("features", "Compare their features", "structure", "structured", ["scope"], 1.2),
+        ("reviews", "Summarise reviews", "extract", "fast", ["scope"], 0.4),
+        ("summary", "Write it up", "write", "writer", ["pricing", "features", "reviews"], 0.5),
+    ]
+    script_plan(fake_anthropic, steps, lambda sid, title: f"{title} done")
+    log_in(page)
+    page.get_by_label("What should be done?").fill("Compare the competitors on a timeline")
+    page.locator("details.budget summary").click()
+    page.get_by_label("Max cost (USD)").fill("5")
+    page.get_by_role("button", name="Submit").click()
+    timeline = page.locator("#timeline")
+    expect(timeline.locator('[data-subtask="scope"]')).to_be_visible(timeout=30_000)  # grows live
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+
+    bars = timeline.locator("rect.tl-bar")
+    expect(bars).to_have_count(len(steps))
+    drawn = sorted(bars.evaluate_all("rs => rs.map(r => r.dataset.subtask)"))
+    assert drawn == sorted(s[0] for s in steps)  # one bar per subtask
+    critical = bars.evaluate_all("rs => rs.filter(r => r.dataset.critical === 'true')")
+    run_id = page.url.rsplit("/", 1)[-1]
+    doc = page.evaluate(f"fetch('/task/{run_id}/progress').then(r => r.json())")
+    second = max(
+        (s for s in doc["subtasks"] if s["tier"] == "structured"), key=lambda s: s["ended_at"]
+    )["id"]
+    assert len(critical) == 3
+    expect(timeline).to_have_attribute(
+        "aria-label", f"Timeline of the goal run; critical path: scope → {second} → summary"
+    )
+    expect(timeline.locator(f'[data-subtask="{second}"][data-critical="true"]')).to_have_count(1)
+    # Waits are hatched where the document has them, by the same rule as `mission run
+    # --timeline` (a subtask started later than its last dependency ended). A slot's wait is
+    # inside its bar (its task run waits Running), so on a quiet machine there may be none.
+    drawn_doc = build_timeline(ProgressDocument.model_validate(doc), datetime.now(UTC))
+    waits = [b for lane in drawn_doc.lanes for b in lane.bars if b.waited > WAIT_SHOWN_S]
+    expect(timeline.locator(".tl-wait")).to_have_count(len(waits))
+    lane = timeline.locator('.tl-lane[data-tier="structured"]')
+    expect(lane.locator(".tl-lane-limit")).to_have_text("limit 1")
+
+    # Spend: against the $5 budget, and per tier.
+    expect(page.locator("#budget-meter-text")).to_contain_text("of $5.00")
+    tiers = page.locator("#tier-spend li")
+    expect(tiers).to_have_count(len(doc["usage"]["by_tier"]))
+    expect(page.locator('#tier-spend li[data-tier="structured"]')).to_contain_text("$")
+
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.locator("#timeline-card").screenshot(path=str(folder / "timeline.png"))
+    page.locator("#cost-card").screenshot(path=str(folder / "spend.png"))
+    assert (folder / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_result_downloads_as_markdown_and_pdf_from_the_page(
+    page: Page, stack: Stack, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.on(
+        "Write the final answer",
+        tool_input={"output": "## Findings\n\nRents rose in Zürich — Жук.", "learned": "rose"},
+    )
+    run_id = stack.submit(goal="rents in two cities", plan=plan(("rents", [])))
+    log_in(page, f"/tasks/{run_id}")
+    expect(page.locator("#run-state")).to_have_text("Completed", timeout=60_000)
+
+    card = page.locator("#result-card")
+    with page.expect_download() as markdown:
+        card.get_by_role("link", name="Download Markdown").click()
+    assert markdown.value.suggested_filename == f"rents-in-two-cities-{run_id[:8]}.md"
+    saved = Path(markdown.value.path()).read_text(encoding="utf-8")
+    assert saved.startswith("# rents in two cities\n\n## Findings") and "Zürich — Жук" in saved
+
+    with page.expect_download() as pdf:
+        card.get_by_role("link", name="Download PDF").click()
+    assert pdf.value.suggested_filename == f"rents-in-two-cities-{run_id[:8]}.pdf"
+    reader = PdfReader(pdf.value.path())
+    assert "Rents rose in Zürich — Жук." in reader.pages[0].extract_text()

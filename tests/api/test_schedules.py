@@ -17,14 +17,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
 
+from core.goal_run import DEPLOYMENT_NAME, DEPLOYMENT_PATH
 from core.plan import PlanLimits
-from flows import schedules
-from flows.serve import DEPLOYMENT_NAME, DEPLOYMENT_PATH
+from services import schedules
 from tests.api.conftest import STACK_ENV, Stack, plan
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.stack import start_stack, stop_stack
 
-pytestmark = pytest.mark.prefect
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_schedule_produces_a_goal_run_with_its_parameters_that_completes(
 
     async def create() -> UUID:
         async with get_client() as client:
-            return (await schedules.create_schedule(client, DEPLOYMENT_PATH, spec)).id
+            return (await schedules.create_schedule(client, DEPLOYMENT_PATH, spec, 50)).id
 
     sid = asyncio.run(create())
     try:
@@ -185,7 +185,7 @@ def test_schedule_produces_a_goal_run_with_its_parameters_that_completes(
             assert time.monotonic() < deadline, "the schedule created no goal run"
             time.sleep(0.5)
         # Prefect creates a few upcoming runs ahead; each carries the schedule's parameters.
-        assert all(r.parameters == spec.parameters for r in runs)
+        assert all(r.parameters == spec.parameters.as_prefect() for r in runs)
         run = min(runs, key=lambda r: r.expected_start_time or datetime.max.replace(tzinfo=UTC))
         assert run.parameters["budget"] == {"max_tokens": 100_000}
         assert run.created_by is not None and run.created_by.type == "SCHEDULE"
@@ -202,3 +202,42 @@ def test_schedule_produces_a_goal_run_with_its_parameters_that_completes(
     finally:
         with stack.client() as client:
             client.delete(f"/schedules/{sid}")
+
+
+def _store_in_prefect(goal: str, cron: str) -> UUID:
+    """A schedule on the goal deployment made around the API (the Prefect UI, or a schedule
+    stored before its cron was checked)."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    async def create() -> UUID:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name(DEPLOYMENT_PATH)
+            made = await client.create_deployment_schedules(
+                deployment.id, [(CronSchedule(cron=cron), True)], parameters={"goal": goal}
+            )
+            return made[0].id
+
+    return asyncio.run(create())
+
+
+def test_a_cron_that_never_fires_is_refused_and_one_stored_in_prefect_breaks_no_route(
+    api: httpx.Client,
+) -> None:
+    for cron in ("0 0 31 2 *", "0 0 30 2 *"):
+        refused = api.post("/schedules", json={"goal": "never", "cron": cron})
+        assert refused.status_code == 422, refused.text
+        assert "never fires" in refused.json()["detail"]
+
+    bad = str(_store_in_prefect("stored around the API", "0 0 31 2 *"))
+    good = api.post("/schedules", json={"goal": "fine", "cron": "0 8 * * *"})
+    assert good.status_code == 201, good.text
+    listed = api.get("/schedules")
+    assert listed.status_code == 200, listed.text
+    items = {item["id"]: item for item in listed.json()["items"]}
+    assert items[bad]["next_runs"] == [] and len(items[good.json()["id"]]["next_runs"]) == 3
+    for sid in (good.json()["id"], bad):
+        for action in ("pause", "resume"):
+            response = api.post(f"/schedules/{sid}/{action}")
+            assert response.status_code == 200, (sid, action, response.text)
+        assert api.delete(f"/schedules/{sid}").status_code == 204
+    assert not {good.json()["id"], bad} & _ids(api)

@@ -25,7 +25,7 @@ def test_invalid_schedule_exits_2_with_a_one_line_reason(
     assert err.startswith("mission: ") and err.count("\n") == 1 and says in err, err
 
 
-@pytest.mark.prefect
+@pytest.mark.slow
 def test_schedule_add_list_pause_and_delete_exit_0(
     prefect_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

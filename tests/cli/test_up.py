@@ -15,7 +15,7 @@ import pytest
 from core.local_server import PrefectServer
 from tests.api.conftest import STACK_ENV, plan, wait_until_called
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import goal_run_processes, start_stack, stop_stack
+from tests.stack import goal_run_processes, prefect_basic_auth, start_stack, stop_stack
 
 
 def test_up_refuses_to_start_without_a_password() -> None:
@@ -46,7 +46,7 @@ def test_up_refuses_a_local_demo_on_a_public_address() -> None:
     assert done.returncode == 2 and "loopback" in done.stderr
 
 
-@pytest.mark.prefect
+@pytest.mark.slow
 def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str, tmp_path: Path) -> None:
     stack = start_stack(prefect_server, MISSION_HOME=str(tmp_path), **STACK_ENV)
     children = subprocess.run(
@@ -62,11 +62,12 @@ def test_ctrl_c_stops_the_runner_and_the_api(prefect_server: str, tmp_path: Path
 
 
 def _state(prefect_server: str, run_id: str) -> tuple[str, str]:
-    with httpx.Client() as client:
+    with httpx.Client(auth=prefect_basic_auth()) as client:
         run = client.get(f"{prefect_server}/flow_runs/{run_id}").json()
     return run["state"]["name"], run["state"]["message"]
 
 
+@pytest.mark.slow
 def test_goal_runs_left_by_a_stack_that_died_are_marked_crashed_at_the_next_start(
     own_prefect: PrefectServer, tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -93,7 +94,7 @@ def test_goal_runs_left_by_a_stack_that_died_are_marked_crashed_at_the_next_star
     assert not (tmp_path / "runner.pid").exists()  # a clean stop leaves no claim behind
 
 
-@pytest.mark.prefect
+@pytest.mark.slow
 def test_up_refuses_to_start_while_an_earlier_runner_still_serves_its_home(
     prefect_server: str, tmp_path: Path
 ) -> None:

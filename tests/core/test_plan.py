@@ -59,6 +59,12 @@ def test_a_valid_plan_keeps_its_order_and_fields() -> None:
         (plan(subtask("Bad Id")), "subtask 'Bad Id': id: must be a short lowercase slug"),
         (plan(subtask("a", temperature=3)), "subtask 'a': temperature"),
         (plan(subtask("a", kind="browse", url="file:///etc/passwd")), "url must start with http"),
+        # Issue 19: a url a model wrote with the sentence's closing quote and comma.
+        (
+            plan(subtask("a", kind="browse", url="https://www.reddit.com/r/x”,")),
+            "subtask 'a': url contains '”'",
+        ),
+        (plan(subtask("a", kind="browse", url="https://example.com:99999/")), "url is not a URL"),
         ({"goal": "g", "subtasks": []}, "subtasks"),
         ({"subtasks": [subtask("a")]}, "plan: goal: Field required"),
         ("{not json", "plan is not valid JSON"),

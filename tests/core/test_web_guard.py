@@ -156,7 +156,7 @@ def test_the_allowlist_setting_is_read_from_the_environment(
     settings_env: pytest.MonkeyPatch,
 ) -> None:
     settings_env.setenv("MISSION_BROWSE_ALLOW", "127.0.0.1:8123, 10.0.0.0/8 ,wiki.internal")
-    allow = Settings().browse_allowlist
+    allow = Settings().browse_allow
     assert allow.covers("127.0.0.1", 8123, ipaddress.ip_address("127.0.0.1"))
     assert allow.covers("x", 1, ipaddress.ip_address("10.9.9.9"))
     assert allow.covers("wiki.internal", 443, ipaddress.ip_address("192.168.0.1"))

@@ -13,12 +13,12 @@ from prefect.client.orchestration import get_client
 
 from core.progress import ProgressDocument
 from flows.compound_goal import compound_goal
-from flows.progress import read_progress
+from services.progress import read_progress
 from tasks import browse
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.web_pages import Canary, WebPages, chromium_processes, serve_pages
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

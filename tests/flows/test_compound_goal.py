@@ -13,10 +13,10 @@ from prefect.states import Scheduled, State
 from core.progress import ProgressDocument
 from flows.compound_goal import compound_goal
 from flows.inline import execute_goal_run
-from flows.progress import read_progress
+from services.progress import read_progress
 from tests.fakes.anthropic_server import FakeAnthropic
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
 def st(id: str, *deps: str, tier: str = "fast", **extra: Any) -> dict[str, Any]:

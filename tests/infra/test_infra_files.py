@@ -153,9 +153,75 @@ def _secret_refs(node: Any) -> list[dict[str, str]]:
     return []
 
 
-@pytest.mark.parametrize("variable", ["POSTGRES_PASSWORD", "MISSION_PASSWORD_HASH",
-                                      "MISSION_SESSION_SECRET"])  # fmt: skip
+@pytest.mark.parametrize(
+    "variable",
+    ["POSTGRES_PASSWORD", "MISSION_PASSWORD_HASH", "MISSION_SESSION_SECRET",
+     "PREFECT_API_AUTH_STRING"],
+)  # fmt: skip
 def test_compose_refuses_to_start_without_its_secrets(variable: str) -> None:
     compose = (INFRA / "compose.yaml").read_text()
     assert f"${{{variable}:?" in compose
     assert f"{variable}=" in (INFRA / ".env.example").read_text()
+
+
+def _containers() -> list[tuple[str, dict[str, Any]]]:
+    """(name, container or compose service) of every piece that runs our image."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, dict):
+            if "mission-control" in str(node.get("image", "")) and "command" in node:
+                found.append((str(node.get("name", name)), node))
+            for key, value in node.items():
+                walk(value, str(key))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, name)
+
+    for _, doc in _documents():
+        walk(doc, "")
+    return found
+
+
+def _environment(node: dict[str, Any], config_maps: dict[str, dict[str, str]]) -> set[str]:
+    """The variables a container or compose service gets: its own, and its ConfigMaps'."""
+    env = node.get("environment") or node.get("env") or {}
+    names = set(env) if isinstance(env, dict) else {item["name"] for item in env}
+    for source in node.get("envFrom", []):
+        names |= set(config_maps.get(source.get("configMapRef", {}).get("name", ""), {}))
+    return names
+
+
+def test_every_prefect_server_asks_for_credentials_and_every_client_sends_them() -> None:
+    config_maps = {
+        doc["metadata"]["name"]: doc["data"]
+        for _, doc in _documents()
+        if isinstance(doc, dict) and doc.get("kind") == "ConfigMap"
+    }
+    servers = clients = 0
+    for name, node in _containers():
+        command = " ".join(_commands(node)[0])
+        env = _environment(node, config_maps)
+        if command.startswith(("prefect server start", "prefect server services")):
+            servers += 1
+            assert "PREFECT_SERVER_API_AUTH_STRING" in env, name
+            assert "PREFECT_SERVER_CORS_ALLOWED_ORIGINS" in env, name
+        elif "PREFECT_API_URL" in env:
+            clients += 1
+            assert "PREFECT_API_AUTH_STRING" in env, name
+    assert servers == 4 and clients >= 6  # compose and Kubernetes: API replicas + services
+
+
+def test_prefects_port_is_published_on_loopback_only_and_the_api_trusts_only_the_proxy() -> None:
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())
+    services = compose["services"]
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert "127.0.0.1:4200:4200" in published
+    assert not [p for p in published if str(p).endswith(":4200") and not p.startswith("127.")]
+    proxy = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert services["api"]["environment"]["MISSION_TRUSTED_PROXIES"] == proxy
+    settings = next(
+        doc for name, doc in _documents()
+        if name == "settings.yaml" and doc["metadata"]["name"] == "mission-settings"
+    )  # fmt: skip
+    assert settings["data"]["MISSION_TRUSTED_PROXIES"]

@@ -21,13 +21,27 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from core.plan import PlanLimits
-from flows import schedules
-from tests.api.conftest import follow, plan, plan_with_a_stuck_subtask, wait_until_called
+from services import schedules
+from tests.api.conftest import (
+    follow,
+    plan,
+    plan_with_a_stuck_subtask,
+    stream_events,
+    streamed_text,
+    wait_until_called,
+)
 from tests.fakes.anthropic_server import FakeAnthropic
-from tests.stack import Stack, goal_run_processes, reachable, start_scaleout, stop_scaleout
+from tests.stack import (
+    Stack,
+    goal_run_processes,
+    prefect_basic_auth,
+    reachable,
+    start_scaleout,
+    stop_scaleout,
+)
 
 POOL_DEPLOYMENT = "compound-goal/compound-goal-pool"
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +88,7 @@ def test_two_workers_share_a_burst_and_run_each_goal_once(
     events = httpx.post(
         f"{prefect_api}/events/filter",
         json={"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 50},
+        auth=prefect_basic_auth(),
     ).json()["events"]
     ran_by: dict[str, list[str]] = {}
     for event in events:
@@ -164,7 +179,7 @@ def test_a_schedule_with_parameters_produces_runs_with_them_on_postgres(
     async def create() -> str:
         with temporary_settings({PREFECT_API_URL: prefect_api}):
             async with get_client() as client:
-                created = await schedules.create_schedule(client, POOL_DEPLOYMENT, spec)
+                created = await schedules.create_schedule(client, POOL_DEPLOYMENT, spec, 50)
         return str(created.id)
 
     schedule_id = asyncio.run(create())
@@ -186,3 +201,23 @@ def test_a_schedule_with_parameters_produces_runs_with_them_on_postgres(
     finally:
         with stack.client() as client:
             client.delete(f"/schedules/{schedule_id}")
+
+
+def test_a_workers_subtask_streams_its_text_to_the_api_through_redis(
+    scaleout: tuple[Stack, str, Path], fake_anthropic: FakeAnthropic
+) -> None:
+    stack, _, _ = scaleout
+    words = " ".join(f"word{i}" for i in range(100))
+    written = {"output": f"Streamed from a worker: {words}", "learned": "it streamed"}
+    fake_anthropic.on("Subtask id: voice\n", delay=2.0, tool_input=written)
+    run_id = stack.submit(goal="stream from a worker", plan=plan(("voice", [])))
+    events = stream_events(stack, run_id, timeout=120)
+    done_at = next(
+        i
+        for i, (kind, data) in enumerate(events)
+        if kind == "progress"
+        and any(s["id"] == "voice" and s["state"] == "Completed" for s in data["subtasks"])
+    )
+    before = [d for kind, d in events[:done_at] if kind == "delta" and d["subtask"] == "voice"]
+    assert len(before) >= 3, events
+    assert streamed_text(events, "voice") == written["output"]

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
+from core.artifacts import SubtaskResult
 from core.plan import Subtask
 from tasks import browse
 from tasks.browse import BrowsedPage, BrowseError, browse_page
-from tasks.subtask import SubtaskResult, run_subtask
+from tasks.subtask import run_subtask
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.web_pages import (
     Canary,
@@ -31,6 +32,8 @@ from tests.fakes.web_pages import (
     chromium_processes,
     serve_pages,
 )
+
+pytestmark = pytest.mark.slow  # drives a real Chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +137,8 @@ def test_screenshot_and_text_reach_the_vision_model_as_an_image_block(
     image, text = call.body["messages"][0]["content"]
     assert image["type"] == "image" and image["source"]["media_type"] == "image/png"
     assert png_size(base64.b64decode(image["source"]["data"])) == (1280, 800)
-    assert f'<page url="{pages.url}/page-a" status="200" title="Alpha">' in text["text"]
+    # The page is the goal run's source 1: the model is told so, to cite it as [1].
+    assert f'<page url="{pages.url}/page-a" status="200" source="1" title="Alpha">' in text["text"]
     assert "Alpha widgets cost 3 euro and weigh 10 grams." in text["text"]
     assert text["text"].rstrip().endswith("Instruction:\nSay what the page sells.")
     system = call.body["system"][0]["text"]

@@ -1,0 +1,1 @@
+"""Client-side services the API and the CLI call: goal runs, schedules, progress."""
