@@ -161,15 +161,22 @@ class WarmRunner:
             child.cancel_deadline.cancel()
         del self.children[run_id]
         self._wake.set()  # a slot is free
-        code = child.process.exitcode
-        if code != 0:
-            await self._crashed(run_id, code)
+        await self._settle(run_id, child.process.exitcode)
 
-    async def _crashed(self, run_id: UUID, code: int | None) -> None:
-        """A goal-run process that died before its run ended: the run is Crashed."""
+    async def _settle(self, run_id: UUID, code: int | None) -> None:
+        """A goal-run process ended; its run must have ended too. One still Cancelling (a
+        cancel that came as the run was finishing: Prefect then refuses every end but
+        Cancelled, and the process exits with the run Cancelling) is Cancelled. One still
+        Pending or Running lost its process mid-run: Crashed."""
         run = await self.client.read_flow_run(run_id)
         if run.state is None or run.state.type not in HELD_BY_A_PROCESS:
             return  # it ended, or was scheduled again (a retry) meanwhile
+        if run.state.type == StateType.CANCELLING:
+            why = run.state.message or "cancelled"
+            await self.client.set_flow_run_state(run_id, Cancelled(message=why), force=True)
+            return
+        if code == 0 and run.state.type == StateType.PAUSED:
+            return  # suspended: it waits for a resume with no process
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"code {code}"
         await self.client.set_flow_run_state(
             run_id,

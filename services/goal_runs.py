@@ -39,6 +39,8 @@ _GOALS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
 # How long a cancel waits for the goal-run process to say it has stopped starting work
 # (about 20 ms here); past it, the answer goes anyway and the runner's kill is the fallback.
 STOP_ACK_S = 2.0
+HELD = {StateType.PENDING, StateType.RUNNING, StateType.PAUSED}  # a runner's process has it
+STOPPED = {StateType.CANCELLING, StateType.CANCELLED}
 
 
 class NotServed(MissionError):
@@ -149,11 +151,13 @@ async def list_goal_runs(client: PrefectClient, limit: int, offset: int) -> list
 async def cancel_goal_run(
     client: PrefectClient, flow_run_id: UUID, why: str, ack_s: float = STOP_ACK_S
 ) -> FlowRun:
-    """Stop the run. One that never started is Cancelled at once. One that has a process is
-    set Cancelling; its process learns of it from its own state's event, stops starting work
-    and aborts what is in flight, says so (STOPPING_EVENT), then ends Cancelled. This waits
-    for that word, up to `ack_s`, so that once the caller has its answer, no model request
-    of the run starts any more."""
+    """Stop the run. One that no process holds yet is Cancelled at once (a runner cannot
+    claim it then: Prefect refuses Pending after Cancelled). One a process holds (Pending,
+    Running, Paused) is asked to stop: Cancelling, proposed, never forced, so a run that
+    ended meanwhile keeps its outcome. Its process learns of it from its own state's event,
+    stops starting work and aborts what is in flight, says so (STOPPING_EVENT), then ends
+    Cancelled. This waits for that word, up to `ack_s`, so that once the caller has its
+    answer, no model request of the run starts any more."""
     run = await read_goal_run(client, flow_run_id)
     state = run.state
     if state is None or state.is_final():
@@ -162,17 +166,19 @@ async def cancel_goal_run(
         )
     if state.type == StateType.CANCELLING:
         return run
-    started = state.type in (StateType.RUNNING, StateType.PAUSED) and run.deployment_id is not None
-    new_state: State[Any] = Cancelling(message=why) if started else Cancelled(message=why)
+    held = state.type in HELD and run.deployment_id is not None
+    new_state: State[Any] = Cancelling(message=why) if held else Cancelled(message=why)
     async with contextlib.AsyncExitStack() as stack:
         # Subscribed before the state is set, so the word cannot come before we listen.
-        stopping = (
-            await stack.enter_async_context(_stopping_events(flow_run_id)) if started else None
-        )
+        stopping = await stack.enter_async_context(_stopping_events(flow_run_id)) if held else None
         result = await when_not_busy(
-            lambda: client.set_flow_run_state(flow_run_id, new_state, force=True)
+            lambda: client.set_flow_run_state(flow_run_id, new_state, force=not held)
         )
-        if result.status != SetStateStatus.ACCEPT:
+        stopped = result.state is not None and result.state.type in STOPPED
+        if not stopped:  # refused: it ended (or changed hands) between the read and now
+            now = (await read_goal_run(client, flow_run_id)).state
+            if now is not None and now.is_final():
+                raise WrongState(f"goal run {flow_run_id} has already ended ({now.name})")
             raise WrongState(f"goal run {flow_run_id} could not be cancelled: {result.details}")
         if stopping is not None and result.state is not None:
             with contextlib.suppress(TimeoutError):
@@ -181,9 +187,11 @@ async def cancel_goal_run(
 
 
 def _stopping_events(flow_run_id: UUID) -> PrefectEventSubscriber:
+    """The process's word that it stopped, or the run's end (a process that ended before it
+    could say so: the runner marks its run Cancelled)."""
     return get_events_subscriber(
         filter=EventFilter(
-            event=EventNameFilter(name=[STOPPING_EVENT]),
+            event=EventNameFilter(name=[STOPPING_EVENT, "prefect.flow-run.Cancelled"]),
             any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
         )
     )

@@ -193,13 +193,17 @@ def test_scheduled_runs_never_exceed_the_active_run_cap_and_say_when_they_were_s
         async def unschedule() -> None:
             async with get_client() as client:
                 await client.delete_deployment_schedule(deployment_id, schedule_id)
-                for run in await _runs_of(goal):
-                    with contextlib.suppress(WrongState):  # it ended meanwhile
-                        await cancel_goal_run(client, run.id, "the test is over")
-                # Until the last one has stopped: the next test has the cap to itself.
+                # Until the last one has stopped: the next test has the cap to itself. Each
+                # pass cancels what has not ended (a run the scheduler made as its schedule
+                # was deleted is found at a later pass).
                 until = time.monotonic() + 90  # cancels queue behind the load on 2 cores
-                while any(r.state and not r.state.is_final() for r in await _runs_of(goal)):
-                    assert time.monotonic() < until
+                while left := [
+                    r for r in await _runs_of(goal) if r.state and not r.state.is_final()
+                ]:
+                    assert time.monotonic() < until, {str(r.id): r.state_name for r in left}
+                    for run in left:
+                        with contextlib.suppress(WrongState):  # it ended meanwhile
+                            await cancel_goal_run(client, run.id, "the test is over")
                     await asyncio.sleep(0.5)
 
         asyncio.run(unschedule())
