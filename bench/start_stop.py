@@ -34,6 +34,7 @@ from tests.load import percentile
 ROOT = Path(__file__).resolve().parent.parent
 RUNNERS = {"warm (ours)": "warm", "Prefect's stock serve": "stock"}
 BURST_GOALS = 20
+BEFORE_PER_MINUTE = 25.5  # the burst's throughput before the warm runner (issue 15)
 
 
 def one_subtask(sid: str) -> dict[str, Any]:
@@ -251,8 +252,9 @@ def write_report(
             for name, b in bursts.items()
         ),
         "",
-        f"Throughput, ours to the stock runner: {warm['per minute'] / stock['per minute']:.1f}x"
-        " (target >= 4x the 25.5 goal runs per minute measured before; median wait <= 1 s).",
+        f"Throughput, ours to the stock runner: {warm['per minute'] / stock['per minute']:.1f}x;"
+        f" to the {BEFORE_PER_MINUTE} goal runs per minute measured before the warm runner:"
+        f" {warm['per minute'] / BEFORE_PER_MINUTE:.1f}x (target >= 4x that; median wait <= 1 s).",
         "",
     ]
     write_section(out, START_STOP, lines)

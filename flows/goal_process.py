@@ -23,7 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.flow_engine import run_flow
 from setproctitle import setproctitle
 
-import core.gateway.anthropic_provider  # noqa: F401  preloaded: the first call pays no import
+import core.gateway.anthropic_provider
 import tasks.browse
 from core.prefect_compat import lean_goal_run, share_tls_context
 from flows.compound_goal import compound_goal
@@ -48,6 +48,7 @@ def _complete_models() -> None:
 
 
 share_tls_context()  # in the fork server: every goal run shares its one context
+core.gateway.anthropic_provider.tls_context()  # and the SDK's, made here once
 _complete_models()
 
 

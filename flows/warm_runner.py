@@ -139,9 +139,9 @@ class WarmRunner:
             sort=FlowRunSort.EXPECTED_START_TIME_ASC,
             limit=free,
         )
-        for run in runs:
-            if run.id not in self.children:
-                await self._claim(run.id)
+        # Claimed together: each claim is a round trip to the server, and a burst's last run
+        # would otherwise wait for every claim before it.
+        await asyncio.gather(*(self._claim(r.id) for r in runs if r.id not in self.children))
 
     async def _claim(self, run_id: UUID) -> None:
         pending: State[Any] = Pending()
