@@ -17,6 +17,8 @@ from core.progress import ProgressDocument, count_states
 from core.states import bucket_of, has_ended
 from services.progress import SeenState, read_progress
 
+QUIET_READ_S = 5.0
+
 
 def subtask_state_event(event: Event) -> tuple[str, SeenState] | None:
     """(subtask id, state) from a task-run state event of a subtask; None for other events."""
@@ -62,10 +64,12 @@ async def watch_progress(
     """Yield the progress document now and again each time it changes; ends after a terminal
     document.
 
-    Changes are pushed by Prefect's event stream; there is no polling loop. A subtask's new
-    state is shown from its event at once, then the document is read again (the database
-    records the state a moment later; learned text and usage arrive as artifacts); events
-    that arrive while the document is being read are folded into the next read.
+    Changes are pushed by Prefect's event stream. A subtask's new state is shown from its
+    event at once, then the document is read again (the database records the state a moment
+    later; learned text and usage arrive as artifacts); events that arrive while the
+    document is being read are folded into the next read. When no event has come for
+    `QUIET_READ_S`, the document is read anyway: the stream has been seen to lose an event
+    (a run's Paused, in a busy test session), and a lost event must not freeze the page.
     """
     seen: dict[str, SeenState] = {}
     doc = await read_progress(client, flow_run_id, seen=seen)
@@ -91,7 +95,9 @@ async def watch_progress(
             changed.set()  # read once more: something may have happened while subscribing
             while True:
                 waiter = asyncio.create_task(changed.wait())
-                await asyncio.wait({waiter, pumping}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, pumping}, timeout=QUIET_READ_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 waiter.cancel()
                 if pumping.done():
                     pumping.result()  # the stream failed: raise its error

@@ -1,0 +1,67 @@
+"""A watched goal run's document keeps up even when Prefect's event stream loses an event
+(seen once in a busy test session: a run's Paused never reached the API, and its page read
+Running for 90 s). Real Prefect server; only the stream is replaced, by one that loses every
+event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Paused, Running
+
+import services.watch
+from services.watch import watch_progress
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+
+@flow
+def idle() -> None:
+    """A flow to make runs of; it is never run here."""
+
+
+class _LosesEverything:
+    """An event stream that stays open and delivers nothing."""
+
+    async def __aenter__(self) -> _LosesEverything:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        await asyncio.Event().wait()  # never
+        raise StopAsyncIteration
+
+
+def test_a_lost_event_does_not_freeze_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services.watch, "get_events_subscriber", lambda **_: _LosesEverything())
+    monkeypatch.setattr(services.watch, "QUIET_READ_S", 0.3)
+
+    async def watch() -> list[str]:
+        async with get_client() as client:
+            run = await client.create_flow_run(idle)
+            await client.set_flow_run_state(run.id, Running(), force=True)
+            seen: list[str] = []
+            docs = watch_progress(client, run.id)
+            seen.append((await anext(docs)).state)
+            # The watcher subscribes, reads again and waits for an event; then the run pauses.
+            following = asyncio.ensure_future(anext(docs))
+            await asyncio.sleep(1)
+            await client.set_flow_run_state(run.id, Paused(), force=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    seen.append((await following).state)
+            await docs.aclose()
+            return seen
+
+    assert asyncio.run(watch()) == ["Running", "Paused"]
