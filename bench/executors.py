@@ -45,7 +45,25 @@ def random_dag(n: int, seed: int, layers: int = 8) -> dict[str, Any]:
     return {"goal": f"benchmark DAG of {n} subtasks (seed {seed})", "subtasks": subtasks}
 
 
-def _with_join(plan: Plan, join_tier: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+def chain(n: int) -> dict[str, Any]:
+    """A chain of `n` subtasks, each depending on the one before, as a plan file."""
+    return {
+        "goal": f"benchmark chain of {n} subtasks",
+        "subtasks": [
+            {
+                "id": f"c{i:02d}",
+                "title": f"Link {i}",
+                "instruction": f"Benchmark link {i}.",
+                "kind": "extract",
+                "tier": "fast",
+                "depends_on": [f"c{i - 1:02d}"] if i else [],
+            }
+            for i in range(n)
+        ],
+    }
+
+
+def with_join(plan: Plan, join_tier: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """Tier and dependencies of every node, plus the join that waits for all of them."""
     tier = {s.id: s.tier for s in plan.subtasks}
     deps = {s.id: s.depends_on for s in plan.subtasks}
@@ -56,7 +74,7 @@ def _with_join(plan: Plan, join_tier: str) -> tuple[dict[str, str], dict[str, tu
 
 def critical_path_s(plan: Plan, latency: dict[str, float], join_tier: str) -> float:
     """The longest chain of latencies: no executor can finish sooner."""
-    tier, deps = _with_join(plan, join_tier)
+    tier, deps = with_join(plan, join_tier)
     finish: dict[str, float] = {}
     for node in [s.id for s in plan.topological_order()] + ["__join__"]:
         finish[node] = max((finish[d] for d in deps[node]), default=0.0) + latency[tier[node]]
@@ -67,7 +85,7 @@ def list_schedule_s(
     plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[str, int]
 ) -> float:
     """Greedy list scheduling with per-tier slots and zero overhead (first ready, first served)."""
-    tier, deps = _with_join(plan, join_tier)
+    tier, deps = with_join(plan, join_tier)
     waiting = {n: set(d) for n, d in deps.items()}
     free = {t: limits.get(t, 10**9) for t in set(tier.values())}
     queue: dict[str, list[tuple[float, int, str]]] = {t: [] for t in free}
@@ -103,7 +121,9 @@ def list_schedule_s(
     return now
 
 
-async def _call(tier: str, latency: dict[str, float], gates: dict[str, asyncio.Semaphore]) -> None:
+async def call_tier(
+    tier: str, latency: dict[str, float], gates: dict[str, asyncio.Semaphore]
+) -> None:
     gate = gates.get(tier)
     if gate is None:
         await asyncio.sleep(latency[tier])
@@ -114,7 +134,7 @@ async def _call(tier: str, latency: dict[str, float], gates: dict[str, asyncio.S
 
 def ideal_s(plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[str, int]) -> float:
     """A dependency-driven asyncio executor: each node starts when its own inputs are done."""
-    tier, deps = _with_join(plan, join_tier)
+    tier, deps = with_join(plan, join_tier)
 
     async def main() -> None:
         gates = {t: asyncio.Semaphore(n) for t, n in limits.items()}
@@ -122,7 +142,7 @@ def ideal_s(plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[
 
         async def node(name: str) -> None:
             await asyncio.gather(*(done[d] for d in deps[name]))
-            await _call(tier[name], latency, gates)
+            await call_tier(tier[name], latency, gates)
 
         for name in [s.id for s in plan.topological_order()] + ["__join__"]:
             done[name] = asyncio.create_task(node(name))
@@ -135,7 +155,7 @@ def ideal_s(plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[
 
 def waves_s(plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[str, int]) -> float:
     """The seed's executor: run each topological level together, wait for all of it, go on."""
-    tier, deps = _with_join(plan, join_tier)
+    tier, deps = with_join(plan, join_tier)
     level: dict[str, int] = {}
     for name in [s.id for s in plan.topological_order()] + ["__join__"]:
         level[name] = 1 + max((level[d] for d in deps[name]), default=-1)
@@ -144,7 +164,7 @@ def waves_s(plan: Plan, latency: dict[str, float], join_tier: str, limits: dict[
         gates = {t: asyncio.Semaphore(n) for t, n in limits.items()}
         for wave in range(max(level.values()) + 1):
             await asyncio.gather(
-                *(_call(tier[n], latency, gates) for n, lv in level.items() if lv == wave)
+                *(call_tier(tier[n], latency, gates) for n, lv in level.items() if lv == wave)
             )
 
     started = time.perf_counter()

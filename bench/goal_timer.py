@@ -59,6 +59,23 @@ def tier_limits(gate: str) -> Iterator[None]:
 
 
 @contextmanager
+def zero_latency_chain(links: int) -> Iterator[None]:
+    """Models that answer at once and a plan limit deep enough for a chain of `links`."""
+    saved = {k: os.environ.get(k) for k in ("MISSION_SIMULATED_LATENCY_MS", "MISSION_MAX_DEPTH")}
+    os.environ.update(MISSION_SIMULATED_LATENCY_MS="default=0", MISSION_MAX_DEPTH=str(links + 1))
+    fresh_settings()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        fresh_settings()
+
+
+@contextmanager
 def prefect_tag_limits() -> Iterator[None]:
     """Prefect's stock mechanism instead of ours: tag concurrency limits on the tier tags."""
     from prefect.client.orchestration import get_client
@@ -77,12 +94,12 @@ def prefect_tag_limits() -> Iterator[None]:
 class GoalTimer:
     """Runs the benchmark DAG through the compound-goal flow and times it."""
 
-    def __init__(self) -> None:
+    def __init__(self, plan_data: dict[str, Any] | None = None) -> None:
         from bench.executors import random_dag
         from core.plan import validate_plan
         from core.settings import get_settings
 
-        self.plan_data: dict[str, Any] = random_dag(SUBTASKS, SEED)
+        self.plan_data: dict[str, Any] = plan_data or random_dag(SUBTASKS, SEED)
         self.plan = validate_plan(self.plan_data, get_settings().plan_limits())
         self.last_run: UUID | None = None
 
