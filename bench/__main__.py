@@ -313,7 +313,7 @@ def write_report(figures: dict[str, dict[str, float]], out: Path, repeats: int) 
         "StateGraph, a node per subtask and an edge per dependency, with a SQLite checkpointer",
         "(durable; a node with several inputs waits for all of them, level by level).",
         "`bench/langgraph_baselines.py`, same latencies, limits and join; LangGraph comes with",
-        '`pip install -e ".[bench]"`.',
+        "the `bench` extra (scripts/setup installs it).",
         "",
         "| figure | ours | " + FUNCTIONAL + " | " + DURABLE + " | target |",
         "|---|---|---|---|---|",

@@ -8,7 +8,7 @@ agent framework, in two ways:
   with several inputs waits for all of them (a waiting edge), so a level of the DAG waits
   for its slowest node (supersteps).
 
-They need the benchmark extra: `.venv/bin/pip install -e ".[bench]"`.
+They need the `bench` extra, which scripts/setup installs.
 """
 
 from __future__ import annotations
