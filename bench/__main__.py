@@ -75,7 +75,8 @@ def run_makespan(repeats: int) -> dict[str, dict[str, float]]:
 
     if not langgraph.available():
         raise SystemExit(
-            'the LangGraph baselines need the benchmark extra: .venv/bin/pip install -e ".[bench]"'
+            "the LangGraph baselines need the bench extra, which scripts/setup installs"
+            ' (.venv/bin/pip install -e ".[dev,bench]")'
         )
 
     settings = get_settings()
