@@ -13,7 +13,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,9 +26,8 @@ from bench.goal_timer import (
     SEED,
     SUBTASKS,
     GoalTimer,
-    free_port,
     prefect_tag_limits,
-    simulated_env,
+    simulated_server,
     tier_limits,
     zero_latency_chain,
 )
@@ -52,17 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
 
-    home = Path(tempfile.mkdtemp(prefix="mission-bench-"))
-    simulated_env(home)
-    from core.local_server import PrefectServer, connect
-
-    server = PrefectServer(home=home, port=free_port())
-    server.start()
-    try:
-        connect(home, server.port, server.api_url)
+    with simulated_server("mission-bench-"):
         figures = run_makespan(args.repeats)
-    finally:
-        server.stop()
     write_report(figures, args.out, args.repeats)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,23 @@ def simulated_env(home: Path) -> None:
     )
     os.environ.pop("MISSION_TIER_LIMITS", None)
     os.environ.pop("MISSION_TIER_GATE", None)
+
+
+@contextmanager
+def simulated_server(prefix: str) -> Iterator[None]:
+    """A Prefect server of its own in a fresh home, this process connected to it, in the
+    simulated environment; stopped on the way out."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    simulated_env(home)
+    from core.local_server import PrefectServer, connect
+
+    server = PrefectServer(home=home, port=free_port())
+    server.start()
+    try:
+        connect(home, server.port, server.api_url)
+        yield
+    finally:
+        server.stop()
 
 
 def fresh_settings() -> None:

@@ -58,3 +58,34 @@ def test_mission_eval_json_scores_the_goal_runs_it_made(tmp_path: Path) -> None:
     assert goal.speedup is not None and result.summary.speedup == pytest.approx(goal.speedup)
     assert f"<!-- eval: {result.label} -->" in out.read_text()
     assert (out.parent / "eval" / "simulated-provider.svg").read_text().startswith("<svg")
+
+
+def test_the_reproduce_line_carries_the_settings_that_shape_answers_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from cli.eval import reproduce
+
+    monkeypatch.setenv("MISSION_STRUCTURED", "json_schema")
+    monkeypatch.setenv("MISSION_MAX_REPLANS", "0")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret-value")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:8099")
+    args = argparse.Namespace(
+        goals=2,
+        ready_plans=True,
+        run_budget_s=240.0,
+        label="tiny",
+        out=Path("docs/eval.md"),
+        json=False,
+    )
+    line = reproduce(args, "anthropic")
+    for part in (
+        "MISSION_STRUCTURED=json_schema",
+        "MISSION_MAX_REPLANS=0",
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:8099",
+        "ANTHROPIC_API_KEY=...",
+        "mission eval --goals 2 --ready-plans --run-budget-s 240 --label tiny",
+    ):
+        assert part in line, line
+    assert "sk-secret-value" not in line
