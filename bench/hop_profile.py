@@ -1,11 +1,11 @@
 """Where a hop goes: run the per-hop chain (50 subtasks that take 0 ms) through the
 compound-goal flow again and again, for a sampling profiler to watch.
 
-    .venv/bin/py-spy record --idle -r 250 -f raw -o hops.txt -- \
-        .venv/bin/python -m bench.hop_profile
+    .venv/bin/py-spy record -r 100 -f raw -o hops.txt -- .venv/bin/python -m bench.hop_profile
 
 Prints each run's per-hop figure (as benchmark 1 measures it) so the profile can be read
-against it. py-spy comes with the `bench` extra.
+against it; the profiler itself makes every hop about twice as slow. py-spy comes with the
+`bench` extra. What it found: docs/benchmarks.md, "Where a hop goes".
 """
 
 from __future__ import annotations

@@ -15,7 +15,20 @@ STREAMING = "<!-- streaming benchmark: rewritten by python -m bench.streaming --
 REAL_MODEL = "<!-- real-model tier: timings of tests/real_model, written by hand -->"
 # A before/after comparison made once with two checkouts: kept as written.
 REPLANNING = "<!-- replanning: makespan before and after, written by hand -->"
-MARKERS = ("", SERVICE, SCALEOUT, LOAD, START_STOP, CORPUS, STREAMING, REAL_MODEL, REPLANNING)
+# A profile of the per-hop chain and a before/after made once with two checkouts: as written.
+HOPS = "<!-- hops: where a hop goes, profiled by hand -->"
+MARKERS = (
+    "",
+    SERVICE,
+    SCALEOUT,
+    LOAD,
+    START_STOP,
+    CORPUS,
+    STREAMING,
+    REAL_MODEL,
+    REPLANNING,
+    HOPS,
+)
 
 
 def write_section(out: Path, marker: str, lines: list[str]) -> None:

@@ -20,8 +20,10 @@ Tier tags: every subtask task run carries the tag `tier:<name>`, and Prefect's t
 the server for a tag lease for every tagged task run, the same round trip. Prefect
 caches a "no limit on these tags" answer for 5 s; `tier_tags_without_leases` checks once per
 goal run (one read) that no tag limit exists for the tier tags and keeps
-that answer fresh while the run executes. If an operator has put a tag limit on a tier tag,
-nothing is cached and Prefect enforces that limit as usual.
+that answer fresh while the run executes, and the engine reads it in the task run's own
+thread (not on Prefect's event loop thread: three thread hand-offs per subtask). If an
+operator has put a tag limit on a tier tag, nothing is cached and Prefect enforces that limit
+as usual.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ tests/core/test_prefect_compat.py fails loudly when an upgrade moves one).
 Here, for goal runs:
 - `remember_no_tag_limits`: Prefect's task engine asks the server for a concurrency lease for
   every tagged task run unless its cache says the tags have no limit; tasks/tier_gate.py
-  keeps that answer fresh for the tier tags (`_no_limits_cache`, `_cache_lock`).
+  keeps that answer fresh for the tier tags (`_no_limits_cache`, `_cache_lock`), and the
+  engine's `prefect.task_engine._concurrency` is wrapped to read it in the task run's own
+  thread (see `_answer_no_limit_in_thread`).
 - `pause_for_input`: Prefect's `pause_flow_run(wait_for_input=...)`, taken apart so that the
   wait can be woken (a plan approved, a run cancelled) instead of sleeping out its poll:
   `keyset_from_paused_state`, `propose_state_sync`, `RunInput.save`/`load` with a keyset.
@@ -44,10 +46,42 @@ Input = TypeVar("Input", bound=RunInput)
 
 
 def remember_no_tag_limits(tag_sets: Iterable[frozenset[str]]) -> None:
-    """Tell this process's concurrency service that these tag sets have no limit (for ~5 s)."""
+    """Tell this process's concurrency service that these tag sets have no limit (for ~5 s),
+    and let the task engine see that answer without leaving its thread."""
     with _concurrency_services._cache_lock:
         for key in tag_sets:
             _concurrency_services._no_limits_cache[key] = True
+    _answer_no_limit_in_thread()
+
+
+def _no_limit_known(names: list[str]) -> bool:
+    with _concurrency_services._cache_lock:
+        return bool(_concurrency_services._no_limits_cache.get(frozenset(names), False))
+
+
+def _answer_no_limit_in_thread() -> None:
+    """Prefect's task engine enters `prefect.concurrency._sync.concurrency` for every tagged
+    task run. Even when the cache knows the tags have no limit, the answer is read on
+    Prefect's event loop thread and on the slot service's: three hand-offs between threads,
+    each waiting for the GIL while the others work, on every subtask's critical path
+    (bench.hop_profile). Read it in the task's own thread instead; anything else goes to
+    Prefect's context manager as before."""
+    import prefect.task_engine as task_engine
+
+    prefect_concurrency = getattr(task_engine, "_concurrency")  # noqa: B009
+    if getattr(prefect_concurrency, "answers_no_limit_in_thread", False):
+        return
+
+    @contextmanager
+    def concurrency(names: list[str], *args: Any, **kwargs: Any) -> Iterator[None]:
+        if names and _no_limit_known(names):
+            yield
+            return
+        with prefect_concurrency(names, *args, **kwargs):
+            yield
+
+    concurrency.answers_no_limit_in_thread = True  # type: ignore[attr-defined]
+    setattr(task_engine, "_concurrency", concurrency)  # noqa: B010
 
 
 def pause_for_input(

@@ -7,8 +7,11 @@ import inspect
 import threading
 from collections.abc import MutableMapping
 from contextvars import ContextVar
+from typing import Any
+from uuid import uuid4
 
 import prefect
+import pytest
 
 from core import prefect_compat
 
@@ -29,6 +32,43 @@ def test_the_no_limit_cache_is_a_locked_dict_keyed_by_tag_sets() -> None:
     prefect_compat.remember_no_tag_limits([key])
     assert services._no_limits_cache[key] is True
     del services._no_limits_cache[key]
+
+
+def test_a_tag_set_known_to_have_no_limit_is_answered_in_the_task_runs_own_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import prefect.concurrency._sync as prefect_sync
+    import prefect.task_engine as task_engine
+    from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
+
+    # The engine enters tag concurrency through this module global, names by keyword.
+    start = inspect.getsource(task_engine.SyncTaskRunEngine.start)
+    assert "with _concurrency(" in start and 'names=[f"tag:{tag}"' in start
+    asked: list[list[str]] = []
+
+    def lease(names: list[str], *args: Any, **kwargs: Any) -> ConcurrencyLimitWithLeaseResponse:
+        asked.append(names)  # Prefect's path: a hop to its event loop thread and the server
+        return ConcurrencyLimitWithLeaseResponse(lease_id=uuid4(), limits=[])
+
+    monkeypatch.setattr(prefect_sync, "acquire_concurrency_slots_with_lease", lease)
+    known = frozenset({"tag:tier:compat-known"})
+    prefect_compat.remember_no_tag_limits([known])
+    installed = task_engine._concurrency
+    prefect_compat.remember_no_tag_limits([known])  # installed once, however often it is told
+    assert task_engine._concurrency is installed is not prefect_sync.concurrency
+    with task_engine._concurrency(names=sorted(known), occupy=1, lease_duration=60):
+        pass
+    assert asked == []
+    # Anything the cache does not know (a tier tag an operator put a limit on) goes to Prefect.
+    with task_engine._concurrency(names=["tag:tier:compat-limited"], occupy=1):
+        pass
+    assert asked == [["tag:tier:compat-limited"]]
+    with task_engine._concurrency(names=[], occupy=1):  # untagged: Prefect asks nobody either
+        pass
+    assert len(asked) == 1
+    from prefect.concurrency import services
+
+    del services._no_limits_cache[known]
 
 
 def test_the_server_internals_have_the_shape_prefect_sqlite_relies_on() -> None:

@@ -233,3 +233,22 @@ def test_a_failing_join_still_leaves_the_outcome_and_a_clear_reason(
     assert (doc.message or "").startswith("the join step failed")
     assert doc.result is not None and doc.result.startswith("The join step failed")
     assert {s.id: s.state for s in doc.subtasks} == {"a": "Completed"}
+
+
+def test_a_goal_runs_info_lines_stay_off_a_quiet_console(
+    fake_anthropic: FakeAnthropic, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """PREFECT_LOGGING_LEVEL=WARNING (as `mission up` and `mission run` set it) keeps
+    Prefect's console quiet although the run loggers are raised to INFO for the API: their
+    lines propagate to the console handler, which printed each through rich."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    assert consoles, "Prefect's console handler is not on the root logger"
+    state, _ = run(st("a"), st("b", "a"))
+    assert state.is_completed(), state.message
+    err = capfd.readouterr().err
+    assert "attempt ok" not in err and "Finished in state" not in err, err[-2000:]
+    assert all(h.level >= logging.WARNING for h in consoles)
