@@ -68,7 +68,7 @@ async def goal_events(
             if item is HEARTBEAT:
                 yield ServerSentEvent(comment="heartbeat")
             elif isinstance(item, BaseException):  # the stream is open: say so in it, then end
-                error = ErrorBody(detail=f"lost the Prefect event stream: {item}")
+                error = ErrorBody(detail=f"lost the Prefect event stream: {item!r}")
                 yield ServerSentEvent(event="error", raw_data=error.model_dump_json())
                 return
             elif isinstance(item, list):

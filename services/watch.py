@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from core.states import bucket_of, has_ended
 from services.progress import SeenState, read_progress
 
 QUIET_READ_S = 5.0
+log = logging.getLogger(__name__)
 
 
 def subtask_state_event(event: Event) -> tuple[str, SeenState] | None:
@@ -70,6 +72,7 @@ async def watch_progress(
     document is being read are folded into the next read. When no event has come for
     `QUIET_READ_S`, the document is read anyway: the stream has been seen to lose an event
     (a run's Paused, in a busy test session), and a lost event must not freeze the page.
+    If the stream itself ends, the document is read every `QUIET_READ_S` until it finishes.
     """
     seen: dict[str, SeenState] = {}
     doc = await read_progress(client, flow_run_id, seen=seen)
@@ -91,17 +94,29 @@ async def watch_progress(
                 changed.set()
 
         pumping = asyncio.create_task(pump())
+        lost = False
         try:
             changed.set()  # read once more: something may have happened while subscribing
             while True:
                 waiter = asyncio.create_task(changed.wait())
                 await asyncio.wait(
-                    {waiter, pumping}, timeout=QUIET_READ_S, return_when=asyncio.FIRST_COMPLETED
+                    {waiter} if lost else {waiter, pumping},
+                    timeout=QUIET_READ_S,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 waiter.cancel()
-                if pumping.done():
-                    pumping.result()  # the stream failed: raise its error
-                    return
+                if pumping.done() and not lost:
+                    # Prefect's subscriber has given up reconnecting (seen on a busy
+                    # scale-out stack): the document is read every QUIET_READ_S from now on.
+                    lost = True
+                    error = None if pumping.cancelled() else pumping.exception()
+                    log.warning(
+                        "the event stream of goal run %s ended (%r): reading its progress "
+                        "every %.0f s",
+                        flow_run_id,
+                        error,
+                        QUIET_READ_S,
+                    )
                 changed.clear()
                 early = with_announced(doc, seen)
                 if early != doc:  # a subtask changed state: show it now, read the rest next

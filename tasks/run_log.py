@@ -25,19 +25,19 @@ def _logger() -> Logger | None:
     if TaskRunContext.get() is None and FlowRunContext.get() is None:
         return None
     log = get_run_logger()
+    # `mission up` and `mission run` quiet Prefect's console (PREFECT_LOGGING_LEVEL defaults
+    # to WARNING there); the run loggers still ship their info lines to the API.
+    _keep_console_quiet(logging.getLogger("prefect").getEffectiveLevel())
     if not log.isEnabledFor(logging.INFO):
-        # `mission up` and `mission run` quiet Prefect's console (PREFECT_LOGGING_LEVEL
-        # defaults to WARNING there); the run loggers still ship their info lines to the API.
         inner = log.logger if isinstance(log, logging.LoggerAdapter) else log
-        _keep_console_quiet(inner.getEffectiveLevel())
         inner.setLevel(logging.INFO)
     return log
 
 
 def _keep_console_quiet(level: int) -> None:
-    """Raise the root logger's console handlers to `level`: the run loggers' info lines
-    propagate to them, and printing each through rich took about 40% of the CPU of a task
-    run whose model call takes 0 ms (bench.hop_profile)."""
+    """Raise the root logger's console handlers to `level` (Prefect's): the run loggers'
+    info lines propagate to them, and printing each through rich took about 40% of the CPU
+    of a task run whose model call takes 0 ms (bench.hop_profile)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and handler.level < level:
             handler.setLevel(level)

@@ -75,6 +75,8 @@ def follow(
                     return docs
             elif event.get("event") == "end":
                 return docs
+            elif event.get("event") == "error":
+                raise AssertionError(f"the stream ended in an error ({last}): {event['data']}")
     return docs
 
 

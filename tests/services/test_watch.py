@@ -65,3 +65,35 @@ def test_a_lost_event_does_not_freeze_the_document(monkeypatch: pytest.MonkeyPat
             return seen
 
     assert asyncio.run(watch()) == ["Running", "Paused"]
+
+
+class _Breaks(_LosesEverything):
+    """An event stream that fails at once, as Prefect's subscriber does when it has given up
+    reconnecting (seen on a busy scale-out stack: the page's stream ended in an error)."""
+
+    async def __anext__(self) -> Any:
+        raise TimeoutError
+
+
+def test_a_failed_event_stream_falls_back_to_reading_the_document(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(services.watch, "get_events_subscriber", lambda **_: _Breaks())
+    monkeypatch.setattr(services.watch, "QUIET_READ_S", 0.3)
+
+    async def watch() -> list[str]:
+        async with get_client() as client:
+            run = await client.create_flow_run(idle)
+            await client.set_flow_run_state(run.id, Running(), force=True)
+            docs = watch_progress(client, run.id)
+            seen = [(await anext(docs)).state]
+            following = asyncio.ensure_future(anext(docs))
+            await asyncio.sleep(1)  # the stream has failed by now; the run pauses
+            await client.set_flow_run_state(run.id, Paused(), force=True)
+            async with asyncio.timeout(5):
+                seen.append((await following).state)
+            await docs.aclose()
+            return seen
+
+    assert asyncio.run(watch()) == ["Running", "Paused"]
+    assert "reading its progress every" in caplog.text and "TimeoutError" in caplog.text
