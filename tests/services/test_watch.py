@@ -43,17 +43,20 @@ class _LosesEverything:
         raise StopAsyncIteration
 
 
-def test_a_lost_event_does_not_freeze_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services.watch, "get_events_subscriber", lambda **_: _LosesEverything())
+def _states_seen_as_the_run_pauses(
+    monkeypatch: pytest.MonkeyPatch, stream: type[_LosesEverything]
+) -> list[str]:
+    """Watch a Running run through a `stream` (QUIET_READ_S 0.3 s), pause it once the
+    watcher waits, and return the states of the documents it yielded within 5 s."""
+    monkeypatch.setattr(services.watch, "get_events_subscriber", lambda **_: stream())
     monkeypatch.setattr(services.watch, "QUIET_READ_S", 0.3)
 
     async def watch() -> list[str]:
         async with get_client() as client:
             run = await client.create_flow_run(idle)
             await client.set_flow_run_state(run.id, Running(), force=True)
-            seen: list[str] = []
             docs = watch_progress(client, run.id)
-            seen.append((await anext(docs)).state)
+            seen = [(await anext(docs)).state]
             # The watcher subscribes, reads again and waits for an event; then the run pauses.
             following = asyncio.ensure_future(anext(docs))
             await asyncio.sleep(1)
@@ -64,7 +67,11 @@ def test_a_lost_event_does_not_freeze_the_document(monkeypatch: pytest.MonkeyPat
             await docs.aclose()
             return seen
 
-    assert asyncio.run(watch()) == ["Running", "Paused"]
+    return asyncio.run(watch())
+
+
+def test_a_lost_event_does_not_freeze_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _states_seen_as_the_run_pauses(monkeypatch, _LosesEverything) == ["Running", "Paused"]
 
 
 class _Breaks(_LosesEverything):
@@ -78,22 +85,5 @@ class _Breaks(_LosesEverything):
 def test_a_failed_event_stream_falls_back_to_reading_the_document(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(services.watch, "get_events_subscriber", lambda **_: _Breaks())
-    monkeypatch.setattr(services.watch, "QUIET_READ_S", 0.3)
-
-    async def watch() -> list[str]:
-        async with get_client() as client:
-            run = await client.create_flow_run(idle)
-            await client.set_flow_run_state(run.id, Running(), force=True)
-            docs = watch_progress(client, run.id)
-            seen = [(await anext(docs)).state]
-            following = asyncio.ensure_future(anext(docs))
-            await asyncio.sleep(1)  # the stream has failed by now; the run pauses
-            await client.set_flow_run_state(run.id, Paused(), force=True)
-            async with asyncio.timeout(5):
-                seen.append((await following).state)
-            await docs.aclose()
-            return seen
-
-    assert asyncio.run(watch()) == ["Running", "Paused"]
+    assert _states_seen_as_the_run_pauses(monkeypatch, _Breaks) == ["Running", "Paused"]
     assert "reading its progress every" in caplog.text and "TimeoutError" in caplog.text
