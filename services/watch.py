@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.events import Event
 from prefect.events.clients import get_events_subscriber
@@ -122,7 +123,11 @@ async def watch_progress(
                 if early != doc:  # a subtask changed state: show it now, read the rest next
                     doc = early
                     yield doc
-                latest = await read_progress(client, flow_run_id, seen=seen)
+                try:
+                    latest = await read_progress(client, flow_run_id, seen=seen)
+                except httpx.TransportError as exc:  # seen under load on scale-out: ReadError
+                    log.warning("reading goal run %s failed (%r); again soon", flow_run_id, exc)
+                    continue
                 if latest != doc:
                     doc = latest
                     yield doc

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -87,3 +88,23 @@ def test_a_failed_event_stream_falls_back_to_reading_the_document(
 ) -> None:
     assert _states_seen_as_the_run_pauses(monkeypatch, _Breaks) == ["Running", "Paused"]
     assert "reading its progress every" in caplog.text and "TimeoutError" in caplog.text
+
+
+def test_a_failed_read_is_read_again_not_the_end_of_the_watch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen on the loaded scale-out stack: one read of the Prefect API failed with ReadError
+    and the page's stream ended in an error."""
+    real_read = services.watch.read_progress
+    reads = 0
+
+    async def flaky_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the first read after subscribing
+            raise httpx.ReadError("")
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(services.watch, "read_progress", flaky_read)
+    assert _states_seen_as_the_run_pauses(monkeypatch, _LosesEverything) == ["Running", "Paused"]
+    assert "ReadError" in caplog.text
