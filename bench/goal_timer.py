@@ -123,14 +123,24 @@ class GoalTimer:
 
     def __call__(self) -> float:
         """Seconds from the call to the goal run's terminal state (when the page, the CLI and
-        the API see the result); Prefect's heartbeat-thread teardown after that is not
-        counted."""
-        from flows.compound_goal import compound_goal
+        the API see the result). The goal run is made and run as `mission run --plan` makes
+        and runs it (flows/inline.py), with the Prefect clients' TLS context shared as in the
+        warm runner's goal runs."""
+        from core.goal_run import GoalParameters
+        from core.prefect_compat import share_tls_context
+        from core.settings import get_settings
+        from flows.inline import create_goal_run, execute_goal_run
 
-        started = time.time()
-        state = compound_goal(
-            self.plan.goal, plan={"subtasks": self.plan_data["subtasks"]}, return_state=True
+        share_tls_context()
+        settings = get_settings()
+        parameters = GoalParameters.build(
+            self.plan.goal,
+            plan={"subtasks": self.plan_data["subtasks"]},
+            max_goal_chars=settings.max_goal_chars,
+            limits=settings.plan_limits(),
         )
+        started = time.time()
+        state = execute_goal_run(create_goal_run(parameters))
         if not state.is_completed():
             raise SystemExit(f"benchmark goal run did not complete: {state.message}")
         self.last_run = state.state_details.flow_run_id

@@ -9,6 +9,7 @@ from prefect.futures import PrefectFuture
 
 from core.goal_run import subtask_run_name
 from core.plan import Plan
+from core.prefect_compat import task_variant
 from core.settings import Settings
 from tasks.subtask import run_subtask
 
@@ -35,7 +36,8 @@ def submit_subtasks(
         if subtask.id not in wanted:
             continue
         upstream = {dep: allow_failure(futures[dep]) for dep in subtask.depends_on}
-        runner = run_subtask.with_options(
+        runner = task_variant(
+            run_subtask,
             name=subtask_run_name(subtask),
             task_run_name=subtask_run_name(subtask),
             tags=[f"tier:{subtask.tier}"],

@@ -124,12 +124,12 @@ def _run_goal(
             message=f"budget exceeded: the plan has {len(the_plan.subtasks)} subtasks, "
             f"the budget allows {limits.max_subtasks}; nothing was run"
         )
-    run_log.plan(the_plan)
     ensure_tier_limits(settings.limits)
 
     with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
         run = Execution(the_plan, settings, ledger, watch, approve).start()
-        answer = _execute(run)
+        run_log.plan(the_plan)  # once the subtasks are under way: the first line starts
+        answer = _execute(run)  # the process's log shipping, about 10 ms
     if answer is None:
         return _finish_stopped(run.plan, run.futures, ledger)
     futures = run.live_futures()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from uuid import UUID
 
 # Preloaded, so that no goal run imports them (each would, at its first use of them: about
 # half a second of imports holding the interpreter while its first subtasks start).
@@ -19,7 +18,7 @@ import prefect.task_engine  # the engine of every subtask
 import prefect.utilities.visualization  # noqa: F401  the flow engine's (imports graphviz)
 import rich._emoji_codes  # noqa: F401
 import truststore  # noqa: F401  the SDK's certificates
-from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow
 from setproctitle import setproctitle
 
@@ -52,15 +51,15 @@ core.gateway.anthropic_provider.tls_context()  # and the SDK's, made here once
 _complete_models()
 
 
-def run_goal(flow_run_id: str) -> None:
-    """Run one goal run of the deployment in this (forked) process, to its final state."""
-    setproctitle(f"mission goal-run {flow_run_id}")  # `ps` shows which goal run this is
+def run_goal(claimed: str) -> None:
+    """Run one goal run of the deployment in this (forked) process, to its final state;
+    `claimed` is the run as the runner claimed it (Pending), as JSON."""
+    flow_run = FlowRun.model_validate_json(claimed)
+    setproctitle(f"mission goal-run {flow_run.id}")  # `ps` shows which goal run this is
     # Everything preloaded lives as long as the process: the collector's full passes skip it
     # (each would otherwise walk it all, holding the interpreter for a third of a second
     # while subtasks stream their text).
     gc.freeze()
-    with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(UUID(flow_run_id))
     try:
         # Its final state is the run's outcome, whatever it is: the process exits 0 then,
         # and only a process that died mid-run exits otherwise (the runner marks it Crashed).

@@ -43,7 +43,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.clients import get_events_subscriber
@@ -141,15 +141,21 @@ class WarmRunner:
         )
         # Claimed together: each claim is a round trip to the server, and a burst's last run
         # would otherwise wait for every claim before it.
-        await asyncio.gather(*(self._claim(r.id) for r in runs if r.id not in self.children))
+        await asyncio.gather(*(self._claim(r) for r in runs if r.id not in self.children))
 
-    async def _claim(self, run_id: UUID) -> None:
+    async def _claim(self, run: FlowRun) -> None:
         pending: State[Any] = Pending()
+        run_id = run.id
         claimed = await self.client.set_flow_run_state(run_id, pending)
-        if claimed.status != SetStateStatus.ACCEPT:
+        if claimed.status != SetStateStatus.ACCEPT or claimed.state is None:
             return  # another runner claimed it, or it was cancelled meanwhile
+        # The child starts from the run as claimed, without reading it again first.
+        run.state = claimed.state
         process = self._context.Process(
-            target=run_goal, args=(str(run_id),), name=f"goal-run {run_id}", daemon=False
+            target=run_goal,
+            args=(run.model_dump_json(),),
+            name=f"goal-run {run_id}",
+            daemon=False,
         )
         process.start()
         child = self.children[run_id] = _Child(process)

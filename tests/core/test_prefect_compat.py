@@ -122,6 +122,10 @@ def test_prefect_clients_share_one_tls_context_per_ca_file_once_asked_to() -> No
         assert "ssl.create_default_context(cafile=cert_file)" in inspect.getsource(made_in)
     prefect_compat.share_tls_context()
     shared = getattr(orchestration, "ssl")  # noqa: B009
+    # The context of Prefect's CA file is made at once (a fork server's children inherit it).
+    from prefect.settings import PREFECT_API_SSL_CERT_FILE
+
+    assert (PREFECT_API_SSL_CERT_FILE.value() or certifi.where()) in shared._made
     first = shared.create_default_context(cafile=certifi.where())
     assert shared.create_default_context(cafile=certifi.where()) is first
     assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
@@ -135,3 +139,19 @@ def test_prefect_clients_share_one_tls_context_per_ca_file_once_asked_to() -> No
     ]
     assert contexts[0] is contexts[1] and contexts[0] in shared._made.values()
     assert getattr(version_checking, "ssl") is shared  # noqa: B009
+
+
+def test_a_task_variant_is_what_with_options_makes_for_the_same_four_options() -> None:
+    from tasks.subtask import run_subtask
+
+    options: dict[str, Any] = {
+        "name": "s1: Read {{it}}",
+        "task_run_name": "s1: Read {{it}}",
+        "tags": ["tier:fast"],
+        "retries": 3,
+    }
+    variant = prefect_compat.task_variant(run_subtask, **options)
+    made = run_subtask.with_options(**options)
+    assert vars(variant) == vars(made)
+    assert variant.tags is not run_subtask.tags and run_subtask.tags == set()
+    assert run_subtask.name == "subtask" and run_subtask.retries != 3
