@@ -37,7 +37,7 @@ from tasks import records, run_log
 from tasks.join import Answer, join_results, missing_note
 from tasks.ledger import RunLedger, close_ledger, open_ledger
 from tasks.planner import plan_goal
-from tasks.tier_gate import tier_tags_without_leases
+from tasks.tier_gate import TagLimits, tier_tags_without_leases
 
 # Every subtask holds a worker thread while it waits for its dependencies; threads are made
 # on demand, so this is only the ceiling (settings cap a plan far below it).
@@ -79,6 +79,7 @@ def compound_goal(
     `approve`: pause after planning until the plan is approved. `budget`: limits (see
     core.budget.Budget) that halt the run when spent.
     """
+    tag_limits = TagLimits()  # read meanwhile
     if skipped := skip_over_the_cap():
         return skipped
     settings = get_settings()
@@ -87,7 +88,7 @@ def compound_goal(
     ledger = open_ledger(run_id, limits, settings.home)
     watch = CancelWatch(run_id, ledger.stop).start()
     try:
-        state = _run_goal(ledger, watch, goal, plan, approve, settings)
+        state = _run_goal(ledger, watch, goal, plan, approve, settings, tag_limits)
     except GoalStopped:  # stopped while planning or waiting for approval: nothing ran
         state = _stopped_state(ledger, {})
     finally:
@@ -105,6 +106,7 @@ def _run_goal(
     plan: dict[str, Any] | None,
     approve: bool,
     settings: Settings,
+    tag_limits: TagLimits,
 ) -> State:
     limits = ledger.budget
     if plan is not None:
@@ -118,6 +120,7 @@ def _run_goal(
             return Cancelled(
                 message=f"the plan was not approved within {settings.approval_timeout_s} s"
             )
+        tag_limits = TagLimits()  # read again: the wait may have been long
     if limits.max_subtasks is not None and len(the_plan.subtasks) > limits.max_subtasks:
         write_plan(the_plan)
         return Failed(
@@ -126,7 +129,7 @@ def _run_goal(
         )
     ensure_tier_limits(settings.limits)
 
-    with tier_tags_without_leases({s.tier for s in the_plan.subtasks}):
+    with tier_tags_without_leases({s.tier for s in the_plan.subtasks}, tag_limits):
         run = Execution(the_plan, settings, ledger, watch, approve).start()
         run_log.plan(the_plan)  # once the subtasks are under way: the first line starts
         answer = _execute(run)  # the process's log shipping, about 10 ms
@@ -216,6 +219,7 @@ def _write_outcome(
     moment after the flow sees them; this table makes the finished goal run's document exact
     the instant the flow returns. Its attempt tells it apart from an earlier attempt's table
     when the goal run is retried. `states` overrides what a future's state says."""
+    records.write_now()  # the last records go out while the outcome is written
     attempt = flow_run.get_run_count()
     started = ledger.started_times()
     outcome = [

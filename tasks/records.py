@@ -68,6 +68,10 @@ class _Writer:
                 self._thread.start()
         self._queue.put((flow_run_id, item))
 
+    def write_now(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+
     def flush(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
@@ -129,6 +133,11 @@ _writer = _Writer()
 def put(flow_run_id: UUID, item: Item) -> None:
     """Queue one record (an attempt, a source, a source's snapshot) of a goal run."""
     _writer.put(flow_run_id, item)
+
+
+def write_now() -> None:
+    """Have what is queued written at once, not at the end of its batch (flush waits)."""
+    _writer.write_now()
 
 
 def flush() -> None:

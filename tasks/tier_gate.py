@@ -113,11 +113,36 @@ def tier_slot(
             yield
 
 
+class TagLimits:
+    """The names of the server's concurrency limits, read in a thread of its own as the goal
+    run starts, so that the read overlaps the run's first steps (its cap check, its plan)
+    instead of coming between them and its first subtask."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+        self._error: BaseException | None = None
+        self._reader = threading.Thread(target=self._read, name="tag-limits", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            with get_client(sync_client=True) as client:
+                limits = client.read_global_concurrency_limits(limit=200)
+            self._names = {limit.name for limit in limits}
+        except BaseException as exc:  # raised in the flow's thread, by names()
+            self._error = exc
+
+    def names(self) -> set[str]:
+        self._reader.join()
+        if self._error is not None:
+            raise self._error
+        return self._names
+
+
 @contextmanager
-def tier_tags_without_leases(tiers: set[str]) -> Iterator[None]:
+def tier_tags_without_leases(tiers: set[str], limits: TagLimits) -> Iterator[None]:
     """Keep Prefect's "no tag limit" answer for `tier:<name>` tags fresh during the block."""
-    with get_client(sync_client=True) as client:
-        existing = {limit.name for limit in client.read_global_concurrency_limits(limit=200)}
+    existing = limits.names()
     limitless = [
         frozenset({f"tag:tier:{tier}"}) for tier in tiers if f"tag:tier:{tier}" not in existing
     ]
