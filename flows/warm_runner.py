@@ -147,10 +147,11 @@ class WarmRunner:
         pending: State[Any] = Pending()
         run_id = run.id
         claimed = await self.client.set_flow_run_state(run_id, pending)
-        if claimed.status != SetStateStatus.ACCEPT or claimed.state is None:
+        if claimed.status != SetStateStatus.ACCEPT:
             return  # another runner claimed it, or it was cancelled meanwhile
-        # The child starts from the run as claimed, without reading it again first.
-        run.state = claimed.state
+        # The child starts from the run as claimed, without reading it again first (the
+        # engine reads it as it starts anyway).
+        run.state = claimed.state or run.state
         process = self._context.Process(
             target=run_goal,
             args=(run.model_dump_json(),),
