@@ -158,7 +158,13 @@ class WarmRunner:
             name=f"goal-run {run_id}",
             daemon=False,
         )
-        process.start()
+        try:
+            process.start()
+        except Exception as exc:  # the runner goes on; the run must not stay Pending
+            log.error("could not start a process for goal run %s: %r", run_id, exc)
+            why = f"its process could not be started ({exc!r}); retry it to go on"
+            await self.client.set_flow_run_state(run_id, Crashed(message=why), force=True)
+            return
         child = self.children[run_id] = _Child(process)
         child.reaper = asyncio.create_task(self._reap(run_id, child))
 

@@ -10,7 +10,7 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
-from prefect.states import Cancelling, Completed, Paused, Running
+from prefect.states import Cancelling, Completed, Paused, Running, Scheduled
 
 from flows.warm_runner import WarmRunner
 
@@ -58,3 +58,34 @@ def test_a_suspended_run_and_an_ended_run_are_left_as_they_are() -> None:
     assert suspended.name in ("Paused", "Suspended")
     completed = asyncio.run(_settled(Running(), Completed(), exit_code=0))
     assert completed.name == "Completed"
+
+
+class _Unstartable:
+    """A multiprocessing context whose processes cannot be started (fork refused)."""
+
+    class Process:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError(12, "Cannot allocate memory")
+
+
+def test_a_run_whose_process_cannot_be_started_is_crashed_and_the_runner_goes_on() -> None:
+    async def claim() -> tuple[State[None], WarmRunner]:
+        async with get_client() as client:
+            run = await client.create_flow_run(idle, state=Scheduled())
+            runner = WarmRunner(client, deployment_id=uuid4(), limit=1, poll_s=60)
+            runner._context = _Unstartable()  # type: ignore[assignment]
+            await runner._claim(run)
+            after = (await client.read_flow_run(run.id)).state
+        assert after is not None
+        return after, runner
+
+    state, runner = asyncio.run(claim())
+    assert state.name == "Crashed"
+    assert state.message == (
+        "its process could not be started (OSError(12, 'Cannot allocate memory')); "
+        "retry it to go on"
+    )
+    assert runner.children == {}
